@@ -1,0 +1,335 @@
+//! The agent's configuration: built-in defaults, then an optional TOML file
+//! (`--config`), then flags. Any mistake is one error line naming the file, flag
+//! or field; the agent then exits non-zero without starting anything.
+//!
+//! File format (every key optional):
+//! ```toml
+//! listen = "0.0.0.0:9101"        # /metrics and /healthz
+//! log_level = "info"             # or a tracing filter such as "sonde_agent=debug"
+//! log_format = "text"            # "text" or "json"
+//! [host]
+//! procfs = "/proc"               # the host's /proc (in Kubernetes: /host/proc)
+//! sysfs = "/sys"
+//! rootfs = "/"
+//! [probes]
+//! enabled = ["runqueue", "oom", "tcp", "blockio"]   # [] for none
+//! interval = "5s"                # how often the kernel maps are read
+//! max_cgroups = 1024             # per-cgroup map entries; more are counted as lost
+//! cgroup_root = "/sys/fs/cgroup/unified"   # the cgroup v2 tree; found by itself if unset
+//! ```
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The probes the agent can load, by the name used in flags, config and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Probe {
+    Runqueue,
+    Oom,
+    Tcp,
+    Blockio,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 4] = [Probe::Runqueue, Probe::Oom, Probe::Tcp, Probe::Blockio];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Runqueue => "runqueue",
+            Probe::Oom => "oom",
+            Probe::Tcp => "tcp",
+            Probe::Blockio => "blockio",
+        }
+    }
+}
+
+impl FromStr for Probe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Probe::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            format!("unknown probe {s:?} (known: runqueue, oom, tcp, blockio)")
+        })
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// sonde-agent: Sonde's node agent. Serves node_exporter-compatible host metrics and
+/// eBPF kernel metrics (run-queue latency, OOM kills, TCP, block I/O) on /metrics.
+///
+/// Runs with no arguments; as root it loads the eBPF probes, otherwise it serves host
+/// metrics and says which probes are off and why.
+#[derive(Debug, Parser)]
+#[command(name = "sonde-agent", version, about, long_about)]
+pub struct Flags {
+    /// TOML config file; flags given on the command line override it.
+    #[arg(long, value_name = "FILE", env = "SONDE_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Address to serve /metrics and /healthz on [default: 0.0.0.0:9101].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log format [default: text].
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+
+    /// Probes to load, comma separated: runqueue,oom,tcp,blockio; or "all" or "none" [default: all].
+    #[arg(long, value_name = "LIST")]
+    pub probes: Option<String>,
+
+    /// How often the kernel maps are read, e.g. 5s or 500ms [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub probe_interval: Option<Duration>,
+
+    /// Cgroups tracked per kernel map; events for more are counted as lost [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_cgroups: Option<u32>,
+
+    /// The cgroup v2 hierarchy [default: found in /proc/self/mountinfo].
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+
+    /// procfs mount point, as node_exporter's flag [default: /proc].
+    #[arg(long = "path.procfs", value_name = "DIR")]
+    pub procfs: Option<PathBuf>,
+
+    /// sysfs mount point, as node_exporter's flag [default: /sys].
+    #[arg(long = "path.sysfs", value_name = "DIR")]
+    pub sysfs: Option<PathBuf>,
+
+    /// Root filesystem mount point, as node_exporter's flag [default: /].
+    #[arg(long = "path.rootfs", value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Check the configuration, print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 5s or 500ms)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<SocketAddr>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    host: FileHost,
+    #[serde(default)]
+    probes: FileProbes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHost {
+    procfs: Option<PathBuf>,
+    sysfs: Option<PathBuf>,
+    rootfs: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProbes {
+    enabled: Option<Vec<String>>,
+    interval: Option<String>,
+    max_cgroups: Option<u32>,
+    cgroup_root: Option<PathBuf>,
+}
+
+/// The resolved configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    pub probes: Vec<Probe>,
+    pub probe_interval: Duration,
+    pub max_cgroups: u32,
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl Config {
+    /// Resolves flags over the config file over defaults. The error is one line.
+    pub fn resolve(flags: &Flags) -> Result<Config, String> {
+        let file = match &flags.config {
+            Some(path) => load_file(path)?,
+            None => File::default(),
+        };
+        let where_file = |field: &str| match &flags.config {
+            Some(p) => format!("{}: {field}", p.display()),
+            None => field.to_string(),
+        };
+        let probes = match (&flags.probes, &file.probes.enabled) {
+            (Some(list), _) => parse_probe_list(list).map_err(|e| format!("--probes: {e}"))?,
+            (None, Some(list)) => list
+                .iter()
+                .map(|s| s.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", where_file("probes.enabled")))?,
+            (None, None) => Probe::ALL.to_vec(),
+        };
+        let probe_interval = match (flags.probe_interval, &file.probes.interval) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("probes.interval")))?,
+            (None, None) => Duration::from_secs(5),
+        };
+        let max_cgroups = flags.max_cgroups.or(file.probes.max_cgroups).unwrap_or(1024);
+        if max_cgroups == 0 {
+            return Err(if flags.max_cgroups.is_some() {
+                "--max-cgroups: must be at least 1".into()
+            } else {
+                format!("{}: must be at least 1", where_file("probes.max_cgroups"))
+            });
+        }
+        let log_format = match flags.log_format.as_deref() {
+            Some("json") => LogFormat::Json,
+            Some(_) => LogFormat::Text,
+            None => file.log_format.unwrap_or(LogFormat::Text),
+        };
+        Ok(Config {
+            listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:9101".parse().unwrap()),
+            log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            log_format,
+            procfs: flags.procfs.clone().or(file.host.procfs).unwrap_or_else(|| "/proc".into()),
+            sysfs: flags.sysfs.clone().or(file.host.sysfs).unwrap_or_else(|| "/sys".into()),
+            rootfs: flags.rootfs.clone().or(file.host.rootfs).unwrap_or_else(|| "/".into()),
+            probes,
+            probe_interval,
+            max_cgroups,
+            cgroup_root: flags.cgroup_root.clone().or(file.probes.cgroup_root),
+        })
+    }
+}
+
+fn parse_probe_list(list: &str) -> Result<Vec<Probe>, String> {
+    match list.trim() {
+        "all" => Ok(Probe::ALL.to_vec()),
+        "none" | "" => Ok(Vec::new()),
+        list => list.split(',').map(|s| s.trim().parse()).collect(),
+    }
+}
+
+fn load_file(path: &PathBuf) -> Result<File, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message spans several lines with a source excerpt; keep one line.
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        let msg = e.message().replace('\n', " ");
+        match line {
+            Some(n) => format!("{}:{n}: {msg}", path.display()),
+            None => format!("{}: {msg}", path.display()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("sonde-agent").chain(args.iter().copied())).unwrap()
+    }
+
+    fn with_file(body: &str) -> (tempfile_path::TempPath, Flags) {
+        let p = tempfile_path::TempPath::new(body);
+        let f = flags(&["--config", p.0.to_str().unwrap()]);
+        (p, f)
+    }
+
+    /// A file removed on drop (std only; no tempfile crate needed for this).
+    mod tempfile_path {
+        pub struct TempPath(pub std::path::PathBuf);
+        impl TempPath {
+            pub fn new(body: &str) -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let p = std::env::temp_dir().join(format!("sonde-config-test-{}-{n}.toml", std::process::id()));
+                std::fs::write(&p, body).unwrap();
+                TempPath(p)
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        let c = Config::resolve(&flags(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9101");
+        assert_eq!(c.probes, Probe::ALL.to_vec());
+        assert_eq!(c.probe_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let (_p, mut f) = with_file("listen = \"127.0.0.1:1\"\n[probes]\nenabled = [\"oom\"]\ninterval = \"2s\"\n");
+        let c = Config::resolve(&f).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(c.probes, vec![Probe::Oom]);
+        assert_eq!(c.probe_interval, Duration::from_secs(2));
+        f.probes = Some("tcp,blockio".into());
+        assert_eq!(Config::resolve(&f).unwrap().probes, vec![Probe::Tcp, Probe::Blockio]);
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_field() {
+        let (p, f) = with_file("listen = \"127.0.0.1:1\"\nlistn = 3\n");
+        let e = Config::resolve(&f).unwrap_err();
+        assert!(e.starts_with(&format!("{}:2:", p.0.display())), "{e}");
+        assert!(e.contains("listn"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+
+        let (_p, f) = with_file("[probes]\nenabled = [\"nope\"]\n");
+        let e = Config::resolve(&f).unwrap_err();
+        assert!(e.contains("probes.enabled") && e.contains("\"nope\""), "{e}");
+
+        let (_p, f) = with_file("[probes]\ninterval = \"soon\"\n");
+        assert!(Config::resolve(&f).unwrap_err().contains("probes.interval"));
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let e = Config::resolve(&flags(&["--probes", "runqueue,bogus"])).unwrap_err();
+        assert!(e.starts_with("--probes:") && e.contains("bogus"), "{e}");
+        assert!(Flags::try_parse_from(["sonde-agent", "--probe-interval", "0s"]).is_err());
+        assert!(Flags::try_parse_from(["sonde-agent", "--listen", "nowhere"]).is_err());
+        assert_eq!(Config::resolve(&flags(&["--probes", "none"])).unwrap().probes, vec![]);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let f = flags(&["--config", "/nonexistent/agent.toml"]);
+        assert!(Config::resolve(&f).unwrap_err().starts_with("/nonexistent/agent.toml: "));
+    }
+}

@@ -1,0 +1,5 @@
+//! Enrichment: turning the kernel's numbers (cgroup ids, device numbers) into the
+//! names people query by. The pod/container layer builds on `cgroups`.
+
+pub mod cgroups;
+pub mod disks;

@@ -1,0 +1,139 @@
+//! sonde-agent: Sonde's node agent.
+//!
+//! Data flows one way: sources (`host` for /proc and /sys, `probes` for the
+//! kernel) -> `enrich` (names for cgroup ids and devices) -> `export` (/metrics).
+
+mod config;
+mod enrich;
+mod export;
+mod host;
+mod probes;
+
+use std::{
+    process::ExitCode,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use clap::Parser;
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder, registry::Registry};
+use tracing::{error, info, warn};
+
+use config::{Config, Flags, LogFormat};
+
+fn main() -> ExitCode {
+    let flags = match Flags::try_parse() {
+        Ok(f) => f,
+        Err(e) if e.use_stderr() => {
+            // One line: what is wrong and with which flag (clap adds usage lines).
+            let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            eprintln!("sonde-agent: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let cfg = match Config::resolve(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sonde-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.check_config {
+        println!("{cfg:#?}");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_logging(&cfg) {
+        eprintln!("sonde-agent: --log-level: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("sonde-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let listener = export::server::bind(cfg.listen).await?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(BuildInfo));
+    let host_paths = host::HostPaths { procfs: cfg.procfs.clone(), sysfs: cfg.sysfs.clone(), rootfs: cfg.rootfs.clone() };
+    for c in host::collectors(&host_paths) {
+        registry.register_collector(c);
+    }
+    registry.register_collector(Box::new(start_probes(&cfg)));
+    info!(listen = %cfg.listen, "serving metrics");
+    println!("sonde-agent: metrics at http://{}/metrics", display_addr(cfg.listen));
+    tokio::select! {
+        r = export::server::serve(listener, Arc::new(registry)) => r,
+        _ = tokio::signal::ctrl_c() => { info!("interrupted; stopping"); Ok(()) }
+    }
+}
+
+/// Loads the probes and starts their reader; never fails the agent.
+fn start_probes(cfg: &Config) -> probes::metrics::ProbeMetrics {
+    let root = cfg.cgroup_root.clone().or_else(|| enrich::cgroups::find_root(&cfg.procfs));
+    if root.is_none() {
+        warn!("no cgroup v2 hierarchy found; per-cgroup metrics will be labelled by cgroup id");
+    }
+    let cgroups = Arc::new(Mutex::new(enrich::cgroups::CgroupPaths::new(root, cfg.probe_interval)));
+    let (loaded, status) = probes::load::load(cfg);
+    for s in status.iter().filter(|s| !s.up && cfg.probes.contains(&s.probe)) {
+        warn!(probe = %s.probe, reason = %s.reason, "probe is off");
+    }
+    let latest = Arc::new(RwLock::new(None));
+    let mut stats_enabled = false;
+    if let Some(mut loaded) = loaded {
+        stats_enabled = loaded.stats.is_some();
+        let up: Vec<_> = status.iter().filter(|s| s.up).map(|s| s.probe).collect();
+        if let Some(events) = loaded.maps.events.take() {
+            tokio::spawn(probes::oom::forward_events(events, cgroups.clone()));
+        }
+        let disks = enrich::disks::DiskNames::new(cfg.sysfs.clone());
+        probes::reader::spawn(loaded, up, cfg.probe_interval, cgroups, disks, latest.clone());
+    }
+    probes::metrics::ProbeMetrics { status, stats_enabled, latest }
+}
+
+fn display_addr(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+}
+
+/// `sonde_agent_build_info`: which agent is answering.
+#[derive(Debug)]
+struct BuildInfo;
+
+impl Collector for BuildInfo {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        export::families::gauge(
+            &mut enc,
+            "sonde_agent_build_info",
+            "The agent's version, and whether it was built with its eBPF probes.",
+            [(
+                labels!("version" => env!("CARGO_PKG_VERSION"), "probes_embedded" => probes::object::embedded()),
+                1.0,
+            )],
+        )
+    }
+}

@@ -1,0 +1,135 @@
+//! Loading the probes: resolve offsets, create the maps, load and attach each
+//! probe's programs. A probe that fails is reported with its reason and left off;
+//! the others and the host metrics carry on (degrade, never die).
+
+use std::{os::fd::OwnedFd, path::Path};
+
+use anyhow::{Context, Result, anyhow};
+use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
+use tracing::{info, warn};
+
+use super::{maps::Maps, object, offsets};
+use crate::config::{Config, Probe};
+
+/// The programs of each probe. Each program is named after its BTF tracepoint.
+pub fn programs(probe: Probe) -> &'static [&'static str] {
+    match probe {
+        Probe::Runqueue => &["sched_wakeup", "sched_wakeup_new", "sched_switch"],
+        Probe::Oom => &["mark_victim"],
+        Probe::Tcp => &["tcp_retransmit_skb", "tcp_send_reset", "inet_sock_set_state"],
+        Probe::Blockio => &["block_rq_issue", "block_rq_complete"],
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProbeStatus {
+    pub probe: Probe,
+    pub up: bool,
+    /// Why the probe is off; empty when it is up.
+    pub reason: String,
+}
+
+/// Everything loaded. Dropping it detaches and unloads the programs.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub maps: Maps,
+    /// Keeps `kernel.bpf_stats_enabled` on while the agent runs (off again on drop).
+    pub stats: Option<OwnedFd>,
+}
+
+/// Loads the configured probes. Returns what loaded (if anything) and every probe's status.
+pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
+    let wanted = |p: &Probe| cfg.probes.contains(p);
+    let mut status: Vec<ProbeStatus> = Probe::ALL
+        .iter()
+        .map(|&probe| ProbeStatus { probe, up: false, reason: "disabled by configuration".into() })
+        .collect();
+    if cfg.probes.is_empty() {
+        return (None, status);
+    }
+    let mut loaded = match load_object(cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
+                s.reason = reason.clone();
+            }
+            return (None, status);
+        }
+    };
+    let btf = Btf::from_sys_fs().expect("checked in load_object");
+    for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
+        match attach(&mut loaded.ebpf, &btf, s.probe) {
+            Ok(()) => {
+                s.up = true;
+                s.reason.clear();
+            }
+            Err(e) => s.reason = format!("{e:#}"),
+        }
+    }
+    loaded.stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            warn!(error = %e, "cannot turn on kernel BPF run-time stats; probe cost will read 0");
+            None
+        }
+    };
+    (Some(loaded), status)
+}
+
+fn load_object(cfg: &Config) -> Result<Loaded> {
+    if !object::embedded() {
+        return Err(anyhow!("this sonde-agent was built without its eBPF object (run `cargo xtask build-ebpf`, then build again)"));
+    }
+    let offsets = offsets::resolve(Path::new(offsets::VMLINUX_BTF))?;
+    let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
+    raise_memlock_limit();
+    let n = cfg.max_cgroups;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        // RUNQ_START is task-local storage, which aya has no userspace type for; the
+        // agent never reads it from userspace.
+        .allow_unsupported_maps()
+        .override_global("OFFSETS", &offsets, true)
+        .map_max_entries("RUNQ_HIST", n)
+        .map_max_entries("CONNECT_HIST", n)
+        .map_max_entries("CGROUP_COUNTERS", n)
+        .load(object::OBJECT)
+        .context("loading the eBPF object (needs root, or CAP_BPF with CAP_PERFMON)")?;
+    let maps = Maps::take(&mut ebpf)?;
+    Ok(Loaded { ebpf, maps, stats: None })
+}
+
+fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {
+    let names = programs(probe);
+    for (i, name) in names.iter().enumerate() {
+        let result = (|| -> Result<()> {
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program {name} is missing from the eBPF object"))?
+                .try_into()?;
+            prog.load(name, btf).with_context(|| format!("loading {name}"))?;
+            prog.attach().with_context(|| format!("attaching {name}"))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // Leave nothing of a half-attached probe behind.
+            for done in &names[..=i] {
+                if let Some(p) = ebpf.program_mut(done).and_then(|p| <&mut BtfTracePoint>::try_from(p).ok()) {
+                    let _ = p.unload();
+                }
+            }
+            return Err(e);
+        }
+    }
+    info!(probe = %probe, programs = ?names, "probe attached");
+    Ok(())
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels >= 5.11");
+    }
+}

@@ -1,0 +1,64 @@
+//! OOM kills: events from the ring buffer become structured log lines (and, in
+//! later stages, problems); the per-cgroup count comes from the counters map.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
+
+use aya::maps::{MapData, RingBuf};
+use prometheus_client::encoding::DescriptorEncoder;
+use sonde_probe_abi::OomEvent;
+use tokio::io::unix::AsyncFd;
+use tracing::{error, warn};
+
+use super::reader::Reading;
+use crate::{enrich::cgroups::CgroupPaths, export::families};
+
+/// Logs every OOM kill the kernel reports, as it happens.
+pub async fn forward_events(events: RingBuf<MapData>, cgroups: Arc<Mutex<CgroupPaths>>) {
+    // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
+    // and it lives inside the AsyncFd.
+    let mut fd = match unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) } {
+        Ok(fd) => fd,
+        Err(e) => {
+            error!(error = %e, "cannot watch the OOM event ring buffer; OOM kills are only counted");
+            return;
+        }
+    };
+    loop {
+        let Ok(mut ready) = fd.readable_mut().await else { return };
+        let ring = ready.get_inner_mut();
+        while let Some(item) = ring.next() {
+            if item.len() < size_of::<OomEvent>() {
+                continue;
+            }
+            // SAFETY: the kernel program wrote exactly one OomEvent into this record.
+            let ev: OomEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let comm_len = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
+            let comm = String::from_utf8_lossy(&ev.comm[..comm_len]).into_owned();
+            let cgroup = cgroups.lock().unwrap().path(ev.cgroup_id);
+            warn!(
+                pid = ev.pid,
+                tgid = ev.tgid,
+                comm = %comm,
+                cgroup_id = ev.cgroup_id,
+                cgroup = cgroup.as_deref().unwrap_or(""),
+                "OOM kill"
+            );
+        }
+        ready.clear_ready();
+    }
+}
+
+pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
+    families::counter(
+        enc,
+        "cgroup_oom_kills",
+        "Processes killed by the OOM killer, by the victim's cgroup.",
+        r.snapshot.cgroups.iter().filter_map(|(id, d)| {
+            let c = d.counters?;
+            (c.oom_kills > 0).then(|| (crate::labels!("cgroup" => r.cgroup_label(*id)), c.oom_kills as f64))
+        }),
+    )
+}

@@ -1,0 +1,220 @@
+//! The ABI between Sonde's kernel programs (`agent-ebpf`) and the agent.
+//!
+//! Every type here is `#[repr(C)]` plain data that one side writes into a BPF map,
+//! a ring buffer or a global, and the other side reads. Change a layout here and
+//! both sides change with it; nothing else is shared.
+//!
+//! Wire format summary (all little-endian, native alignment):
+//! - maps keyed by a cgroup v2 id (`u64`, the cgroup directory's inode number);
+//! - histograms are [`Hist`]: `HIST_BUCKETS` log2 buckets of nanoseconds plus a sum;
+//! - rare events travel in one ring buffer as [`OomEvent`];
+//! - losses are counted per CPU in the `LOST` array, indexed by [`Loss`].
+#![no_std]
+
+/// Number of log2 latency buckets. Bucket `i` counts values `v` (in ns) with
+/// `2^(i-1) <= v < 2^i` (bucket 0 holds `v == 0`); the last bucket also takes
+/// everything larger, so nothing is ever dropped for being slow.
+pub const HIST_BUCKETS: usize = 40;
+
+/// A latency histogram, aggregated per CPU in the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Hist {
+    pub buckets: [u64; HIST_BUCKETS],
+    /// Sum of all observed values, in nanoseconds.
+    pub sum_ns: u64,
+}
+
+impl Hist {
+    pub const ZERO: Hist = Hist { buckets: [0; HIST_BUCKETS], sum_ns: 0 };
+}
+
+/// Bucket index for a value in nanoseconds: its bit length, clamped.
+#[inline(always)]
+pub fn bucket_of(ns: u64) -> usize {
+    let bits = (64 - ns.leading_zeros()) as usize;
+    if bits < HIST_BUCKETS { bits } else { HIST_BUCKETS - 1 }
+}
+
+/// Upper bound (exclusive) of bucket `i` in nanoseconds; `None` for the last, open bucket.
+pub fn bucket_upper_ns(i: usize) -> Option<u64> {
+    if i + 1 < HIST_BUCKETS { Some(1u64 << i) } else { None }
+}
+
+/// Per-cgroup event counters (`CGROUP_COUNTERS`, per-CPU hash keyed by cgroup id).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CgroupCounters {
+    pub oom_kills: u64,
+    pub tcp_retransmits: u64,
+    pub tcp_resets_sent: u64,
+    pub tcp_connects: u64,
+    pub tcp_connect_failures: u64,
+}
+
+/// Key of the block I/O maps: a device and an operation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DiskKey {
+    /// Device number as the kernel encodes it internally: `major << 20 | minor`.
+    pub dev: u32,
+    /// `REQ_OP_*` from the request's `cmd_flags` (0 read, 1 write, 2 flush, 3 discard, ...).
+    pub op: u32,
+}
+
+/// Per-device, per-operation I/O totals and latency (issue -> complete).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DiskStats {
+    pub latency: Hist,
+    /// Requests completed.
+    pub requests: u64,
+    /// Bytes completed.
+    pub bytes: u64,
+}
+
+impl DiskStats {
+    pub const ZERO: DiskStats = DiskStats { latency: Hist::ZERO, requests: 0, bytes: 0 };
+}
+
+/// What an in-flight block request remembers between issue and completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DiskStart {
+    pub ts_ns: u64,
+    pub key: DiskKey,
+}
+
+/// What an in-progress TCP connect remembers between SYN_SENT and its outcome.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectStart {
+    pub ts_ns: u64,
+    /// The connecting task's cgroup: the outcome arrives in softirq context.
+    pub cgroup_id: u64,
+}
+
+pub const TASK_COMM_LEN: usize = 16;
+
+/// An OOM kill, sent through the `EVENTS` ring buffer (rare by nature).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomEvent {
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// Why an event was lost; index into the per-CPU `LOST` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// A wakeup could not be remembered: the start-time map was full.
+    RunqueueStartMapFull = 0,
+    /// A cgroup's run-queue histogram could not be created: the map was full.
+    RunqueueHistMapFull = 1,
+    /// An OOM event did not fit in the ring buffer.
+    OomRingbufFull = 2,
+    /// A cgroup's counters could not be created: the map was full.
+    CgroupCountersMapFull = 3,
+    /// A connect in progress could not be remembered: the map was full.
+    ConnectStartMapFull = 4,
+    /// A cgroup's connect latency histogram could not be created: the map was full.
+    ConnectHistMapFull = 5,
+    /// An issued block request could not be remembered: the map was full.
+    DiskStartMapFull = 6,
+    /// A device's stats could not be created: the map was full.
+    DiskStatsMapFull = 7,
+    /// A kernel structure could not be read (offsets wrong or memory gone).
+    KernelReadFailed = 8,
+}
+
+pub const LOSS_KINDS: usize = 9;
+
+impl Loss {
+    pub const ALL: [Loss; LOSS_KINDS] = [
+        Loss::RunqueueStartMapFull,
+        Loss::RunqueueHistMapFull,
+        Loss::OomRingbufFull,
+        Loss::CgroupCountersMapFull,
+        Loss::ConnectStartMapFull,
+        Loss::ConnectHistMapFull,
+        Loss::DiskStartMapFull,
+        Loss::DiskStatsMapFull,
+        Loss::KernelReadFailed,
+    ];
+
+    /// (probe, reason) labels for `sonde_probe_events_lost_total`.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Loss::RunqueueStartMapFull => ("runqueue", "start_map_full"),
+            Loss::RunqueueHistMapFull => ("runqueue", "histogram_map_full"),
+            Loss::OomRingbufFull => ("oom", "ringbuf_full"),
+            Loss::CgroupCountersMapFull => ("tcp", "counters_map_full"),
+            Loss::ConnectStartMapFull => ("tcp", "connect_map_full"),
+            Loss::ConnectHistMapFull => ("tcp", "histogram_map_full"),
+            Loss::DiskStartMapFull => ("blockio", "start_map_full"),
+            Loss::DiskStatsMapFull => ("blockio", "stats_map_full"),
+            Loss::KernelReadFailed => ("all", "kernel_read_failed"),
+        }
+    }
+}
+
+/// Byte offsets of the kernel struct fields the programs read.
+///
+/// Rust has no CO-RE relocations, so the agent resolves these from the running
+/// kernel's BTF (`/sys/kernel/btf/vmlinux`) at load time and writes them into the
+/// programs' read-only global `OFFSETS` before loading. One object then runs on
+/// any kernel whose BTF names these fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub sock_cgroup: u32,
+    pub sock_protocol: u32,
+    pub request_q: u32,
+    pub request_cmd_flags: u32,
+    pub request_data_len: u32,
+    pub request_queue_disk: u32,
+    pub gendisk_major: u32,
+    pub gendisk_first_minor: u32,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are repr(C) plain integers and arrays of them.
+    unsafe impl aya::Pod for super::Hist {}
+    unsafe impl aya::Pod for super::CgroupCounters {}
+    unsafe impl aya::Pod for super::DiskKey {}
+    unsafe impl aya::Pod for super::DiskStats {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_bit_lengths() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 1);
+        assert_eq!(bucket_of(2), 2);
+        assert_eq!(bucket_of(3), 2);
+        assert_eq!(bucket_of(1023), 10);
+        assert_eq!(bucket_of(1024), 11);
+        assert_eq!(bucket_of(u64::MAX), HIST_BUCKETS - 1);
+        // Every value lands below its bucket's upper bound.
+        for v in [0u64, 1, 5, 999, 1 << 20, (1 << 38) - 1] {
+            let b = bucket_of(v);
+            assert!(v < bucket_upper_ns(b).unwrap(), "{v} in bucket {b}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Test cgroups: a v2 cgroup (what the probes key by) and, for OOM tests, a v1
+//! memory cgroup with a limit. Removed on drop.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+/// The cgroup v2 mount: pure v2 at /sys/fs/cgroup or a hybrid host's unified tree.
+pub fn v2_root() -> PathBuf {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if unified.join("cgroup.procs").exists() { unified.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") }
+}
+
+pub struct TestCgroup {
+    /// Path relative to the v2 root, as the agent labels it ("/sonde-test-...").
+    pub rel: String,
+    pub v2: PathBuf,
+    pub v1_memory: Option<PathBuf>,
+}
+
+impl TestCgroup {
+    /// A fresh v2 cgroup named after the test and this process.
+    pub fn new(name: &str) -> TestCgroup {
+        let leaf = format!("sonde-test-{name}-{}", std::process::id());
+        let v2 = v2_root().join(&leaf);
+        let _ = std::fs::remove_dir(&v2);
+        std::fs::create_dir(&v2).unwrap_or_else(|e| panic!("creating cgroup {}: {e}", v2.display()));
+        TestCgroup { rel: format!("/{leaf}"), v2, v1_memory: None }
+    }
+
+    /// Also a v1 memory cgroup limited to `limit` bytes (hybrid hosts; real OOM kills).
+    pub fn with_memory_limit(mut self, limit: u64) -> TestCgroup {
+        let v1 = Path::new("/sys/fs/cgroup/memory").join(self.v2.file_name().unwrap());
+        let _ = std::fs::remove_dir(&v1);
+        std::fs::create_dir(&v1).unwrap_or_else(|e| panic!("creating {}: {e}", v1.display()));
+        std::fs::write(v1.join("memory.limit_in_bytes"), limit.to_string()).unwrap();
+        self.v1_memory = Some(v1);
+        self
+    }
+
+    /// The cgroup id the kernel programs record: the directory's inode.
+    pub fn id(&self) -> u64 {
+        std::fs::metadata(&self.v2).unwrap().ino()
+    }
+
+    /// Runs `sh -c script` with the shell already inside this cgroup (and its memory
+    /// cgroup), so everything it execs or forks is counted here from the start.
+    pub fn spawn(&self, script: &str) -> Child {
+        let mut enter = format!("echo $$ > {}/cgroup.procs", self.v2.display());
+        if let Some(v1) = &self.v1_memory {
+            enter.push_str(&format!(" && echo $$ > {}/cgroup.procs", v1.display()));
+        }
+        Command::new("sh")
+            .args(["-c", &format!("{enter} && {script}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning sh")
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for dir in [Some(&self.v2), self.v1_memory.as_ref()].into_iter().flatten() {
+            // Processes may take a moment to leave after exit.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}

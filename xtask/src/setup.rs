@@ -1,0 +1,87 @@
+//! `cargo xtask setup`: everything a fresh machine of our kind lacks, installed
+//! idempotently. Each item is checked first and skipped when present.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::step::{self, say, succeeds};
+
+/// Debian packages: the eBPF toolchain's LLVM, and the real peers the tests run.
+const PACKAGES: &[(&str, &str)] = &[
+    ("llvm-22-dev", "LLVM 22, for bpf-linker"),
+    ("libpolly-22-dev", "LLVM 22's Polly, which bpf-linker links against"),
+    ("libzstd-dev", "zstd, for bpf-linker"),
+    ("zlib1g-dev", "zlib, for bpf-linker"),
+    ("prometheus-node-exporter", "the real node_exporter, for parity tests and benchmarks"),
+    ("prometheus", "the real promtool, which checks our /metrics output"),
+    ("iproute2", "network namespaces for the TCP probe tests"),
+    ("util-linux", "losetup, for the block I/O probe tests"),
+    ("bpftrace", "the reference per-cgroup run-queue histogram in benchmarks"),
+];
+
+pub fn run() -> Result<()> {
+    install_packages()?;
+    if !Command::new("rustup").args(["component", "list", "--installed"]).output().is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src"))
+    }) {
+        say("installing rustup component rust-src (to build core for bpfel-unknown-none)");
+        step::run({
+            let mut c = Command::new("rustup");
+            c.args(["component", "add", "rust-src"]);
+            c
+        })?;
+    } else {
+        say("rust-src: present");
+    }
+    if succeeds("bpf-linker", &["--version"]) {
+        say("bpf-linker: present");
+    } else {
+        say("installing bpf-linker against Debian's LLVM 22 (takes a minute or two)");
+        let prefix = Command::new("llvm-config-22").arg("--prefix").output()?;
+        let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
+        let mut c = Command::new("cargo");
+        c.args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22"]).env("LLVM_PREFIX", prefix);
+        step::run(c)?;
+    }
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn install_packages() -> Result<()> {
+    let missing: Vec<_> = PACKAGES.iter().filter(|(p, _)| !installed(p)).collect();
+    for (p, why) in PACKAGES.iter().filter(|(p, _)| installed(p)) {
+        let _ = why;
+        say(&format!("{p}: present"));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        let names: Vec<_> = missing.iter().map(|(p, _)| *p).collect();
+        bail!("missing Debian packages {names:?}; run `cargo xtask setup` as root to install them");
+    }
+    for (p, why) in &missing {
+        say(&format!("will install {p}: {why}"));
+    }
+    say("apt-get update");
+    step::run({
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-q"]);
+        c
+    })?;
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-q", "--no-install-recommends"]).env("DEBIAN_FRONTEND", "noninteractive");
+    c.args(missing.iter().map(|(p, _)| *p));
+    say("apt-get install");
+    step::run(c)?;
+    // Debian starts node_exporter as a service on install; the tests start their own.
+    let _ = Command::new("systemctl").args(["disable", "--now", "prometheus-node-exporter", "prometheus"]).status();
+    Ok(())
+}
