@@ -1,6 +1,7 @@
 //! Block I/O per device and operation: requests, bytes, and issue-to-complete latency.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     helpers::bpf_ktime_get_ns,
     macros::{btf_tracepoint, map},
     maps::{HashMap, PerCpuHashMap},
@@ -18,7 +19,7 @@ use crate::{
 static DISK_START: HashMap<u64, DiskStart> = HashMap::with_max_entries(16384, 0);
 
 #[map]
-static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> = PerCpuHashMap::with_max_entries(1024, 0);
+static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const REQ_OP_MASK: u32 = 0xff;
 const MINORBITS: u32 = 20;

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod blockio;
+mod counters;
 mod hist;
 mod kernel;
 mod oom;

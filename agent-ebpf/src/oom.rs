@@ -9,8 +9,8 @@ use aya_ebpf::{
 use sonde_probe_abi::{Loss, OomEvent, TASK_COMM_LEN};
 
 use crate::{
+    counters::count,
     kernel::{self, offset},
-    tcp::count,
 };
 
 #[map]

@@ -2,6 +2,7 @@
 //! preempted while still runnable) to it getting a CPU, as a histogram per cgroup.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     helpers::bpf_ktime_get_ns,
     macros::{btf_map, btf_tracepoint, map},
     maps::PerCpuHashMap,
@@ -15,9 +16,10 @@ use crate::{hist, kernel, task_storage::TaskStorage};
 #[btf_map]
 static RUNQ_START: TaskStorage<u64> = TaskStorage::new();
 
-/// cgroup id -> latency histogram. The agent sets the size (`max_cgroups`).
+/// cgroup id -> latency histogram. The agent sets the size (`max_cgroups`); entries
+/// are allocated on first use, so the bound costs nothing until cgroups exist.
 #[map]
-static RUNQ_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, 0);
+static RUNQ_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const TASK_RUNNING: u32 = 0;
 

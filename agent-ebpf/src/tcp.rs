@@ -3,21 +3,19 @@
 //! in softirq context where the current task is unrelated.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
     macros::{btf_tracepoint, map},
     maps::{HashMap, PerCpuHashMap},
     programs::BtfTracePointContext,
 };
-use sonde_probe_abi::{CgroupCounters, ConnectStart, Hist, Loss};
+use sonde_probe_abi::{ConnectStart, Hist, Loss};
 
 use crate::{
+    counters::count,
     hist,
     kernel::{self, offset},
 };
-
-/// cgroup id -> counters (OOM kills share this map).
-#[map]
-static CGROUP_COUNTERS: PerCpuHashMap<u64, CgroupCounters> = PerCpuHashMap::with_max_entries(1024, 0);
 
 /// socket address -> connect in progress.
 #[map]
@@ -25,28 +23,13 @@ static CONNECT_START: HashMap<u64, ConnectStart> = HashMap::with_max_entries(819
 
 /// cgroup id -> connect latency histogram (successful connects).
 #[map]
-static CONNECT_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, 0);
+static CONNECT_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 /// The root cgroup's id: resets sent with no socket belong to the host.
 const ROOT_CGROUP_ID: u64 = 1;
 const IPPROTO_TCP: u16 = 6;
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
-
-const ZERO: CgroupCounters = CgroupCounters {
-    oom_kills: 0,
-    tcp_retransmits: 0,
-    tcp_resets_sent: 0,
-    tcp_connects: 0,
-    tcp_connect_failures: 0,
-};
-
-#[inline(always)]
-pub fn count(cgroup_id: u64, f: impl FnOnce(&mut CgroupCounters)) {
-    if let Some(c) = hist::entry(&CGROUP_COUNTERS, &cgroup_id, &ZERO, Loss::CgroupCountersMapFull) {
-        f(unsafe { &mut *c });
-    }
-}
 
 /// tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb, int err)
 #[btf_tracepoint(function = "tcp_retransmit_skb")]

@@ -56,8 +56,22 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on a free port with `--log-format json` and waits for `/healthz`.
     pub fn start(extra_args: &[&str]) -> Agent {
+        Agent::start_wrapped(&[], extra_args)
+    }
+
+    /// Like [`Agent::start`], run through `wrapper` (e.g. `setpriv ... --`).
+    pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> Agent {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = Command::new(agent_binary())
+        let binary = agent_binary();
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = cmd
             .args(["--listen", &addr.to_string(), "--log-format", "json"])
             .args(extra_args)
             .stdout(Stdio::null())

@@ -68,7 +68,10 @@ impl Collect for Cpu {
             "node_cpu_guest_seconds",
             "Seconds the CPUs spent in guests (VMs) for each mode.",
             per_cpu().flat_map(|(t, id)| {
-                ["user", "nice"].into_iter().zip(&t[GUEST..]).map(move |(mode, v)| ([("cpu", id.as_str()), ("mode", mode)], *v))
+                ["user", "nice"]
+                    .into_iter()
+                    .zip(&t[GUEST..])
+                    .map(move |(mode, v)| ([("cpu", id.as_str()), ("mode", mode)], *v))
             }),
         )?;
         Ok(())
@@ -113,7 +116,12 @@ fn hold_monotonic(served: &mut Vec<Times>, now: &[Times]) {
     }
     for (cpu, (old, new)) in served.iter_mut().zip(now).enumerate() {
         if old[IDLE] - new[IDLE] >= JUMP_BACK_SECONDS {
-            debug!(cpu, old = old[IDLE], new = new[IDLE], "CPU idle counter jumped backwards, possible hotplug; resetting");
+            debug!(
+                cpu,
+                old = old[IDLE],
+                new = new[IDLE],
+                "CPU idle counter jumped backwards, possible hotplug; resetting"
+            );
             *old = [0.0; 10];
         }
         for (mode, (o, n)) in old.iter_mut().zip(new).enumerate() {

@@ -170,7 +170,20 @@ mod tests {
         for dev in ["ram0", "loop12", "fd0", "sda1", "hdb2", "vda1", "xvda3", "nvme0n1p2", "nvme10n11p3"] {
             assert!(excluded(dev), "{dev} must be excluded");
         }
-        for dev in ["sda", "vda", "xvda", "nvme0n1", "zram0", "dm-0", "md127", "sdaa1", "nvme0n1p", "mmcblk0p1", "loop", "xsda1"] {
+        for dev in [
+            "sda",
+            "vda",
+            "xvda",
+            "nvme0n1",
+            "zram0",
+            "dm-0",
+            "md127",
+            "sdaa1",
+            "nvme0n1p",
+            "mmcblk0p1",
+            "loop",
+            "xsda1",
+        ] {
             assert!(!excluded(dev), "{dev} must be kept");
         }
     }

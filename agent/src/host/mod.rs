@@ -13,8 +13,10 @@ use std::path::PathBuf;
 
 use prometheus_client::collector::Collector;
 
+mod conntrack;
 mod cpu;
 mod diskstats;
+mod filefd;
 mod filesystem;
 mod loadavg;
 mod meminfo;
@@ -55,8 +57,10 @@ pub fn collectors(paths: &HostPaths) -> Vec<Box<dyn Collector>> {
     let host = runner::HostCollector::new(
         paths.clone(),
         vec![
+            Box::new(conntrack::Conntrack),
             Box::new(cpu::Cpu::new()),
             Box::new(diskstats::Diskstats),
+            Box::new(filefd::Filefd),
             Box::new(filesystem::Filesystem::new()),
             Box::new(loadavg::Loadavg),
             Box::new(meminfo::Meminfo),

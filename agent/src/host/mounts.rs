@@ -110,18 +110,32 @@ mod tests {
 
     #[test]
     fn strips_the_rootfs_prefix() {
-        let mounts = parse("/dev/vda /host ext4 rw 0 0\n/dev/vdb /host/data ext4 rw 0 0\n/dev/vdc /other ext4 rw 0 0\n", "/host")
-            .unwrap();
+        let mounts = parse(
+            "/dev/vda /host ext4 rw 0 0\n/dev/vdb /host/data ext4 rw 0 0\n/dev/vdc /other ext4 rw 0 0\n",
+            "/host",
+        )
+        .unwrap();
         let points: Vec<_> = mounts.iter().map(|m| m.mount_point.as_str()).collect();
         assert_eq!(points, ["/", "/data", "/other"]);
     }
 
     #[test]
     fn excludes_like_node_exporter() {
-        for mp in ["/dev", "/dev/shm", "/proc", "/sys/fs/cgroup", "/run/credentials/x.service", "/var/lib/docker/overlay2/a"] {
+        for mp in
+            ["/dev", "/dev/shm", "/proc", "/sys/fs/cgroup", "/run/credentials/x.service", "/var/lib/docker/overlay2/a"]
+        {
             assert!(mount_point_excluded(mp), "{mp}");
         }
-        for mp in ["/", "/devices", "/run", "/run/credentials", "/var/lib/docker", "/var/lib/containers/storage", "/home", "/mnt"] {
+        for mp in [
+            "/",
+            "/devices",
+            "/run",
+            "/run/credentials",
+            "/var/lib/docker",
+            "/var/lib/containers/storage",
+            "/home",
+            "/mnt",
+        ] {
             assert!(!mount_point_excluded(mp), "{mp}");
         }
         assert!(fs_type_excluded("cgroup2") && fs_type_excluded("overlay"));

@@ -95,7 +95,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["", "some total=x\n", "full avg10=0.00 avg60=0.00 avg300=0.00 total=1\n", "nonsense\n", "some", "full\n"] {
+        for bad in
+            ["", "some total=x\n", "full avg10=0.00 avg60=0.00 avg300=0.00 total=1\n", "nonsense\n", "some", "full\n"]
+        {
             assert!(parse("io", bad).is_err(), "{bad:?}");
         }
     }

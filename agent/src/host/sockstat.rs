@@ -46,7 +46,12 @@ impl Collect for Sockstat {
             parse("/proc/net/sockstat6", v6, &mut stats)?;
         }
 
-        families::gauge(enc, "node_sockstat_sockets_used", "Number of IPv4 sockets in use.", used.map(|u| (NO_LABELS, u)))?;
+        families::gauge(
+            enc,
+            "node_sockstat_sockets_used",
+            "Number of IPv4 sockets in use.",
+            used.map(|u| (NO_LABELS, u)),
+        )?;
         let (mut name, mut help) = (String::new(), String::new());
         for (protocol, key, value) in stats {
             let mut serve = |key: &str, value: f64| {
@@ -74,7 +79,7 @@ fn parse<'a>(file: &str, text: &'a str, out: &mut Vec<Stat<'a>>) -> Result<Optio
         let mut fields = line.split_ascii_whitespace();
         let protocol = fields.next().unwrap_or("").trim_end_matches(':');
         let pairs: Vec<&str> = fields.collect();
-        if pairs.is_empty() || pairs.len() % 2 != 0 {
+        if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
             return Err(bad());
         }
         let value = |key: &str| -> Result<Option<f64>, Error> {
@@ -117,8 +122,20 @@ mod tests {
         assert_eq!(
             names,
             [
-                "TCP_inuse", "TCP_orphan", "TCP_tw", "TCP_alloc", "TCP_mem", "UDP_inuse", "UDP_mem", "UDPLITE_inuse",
-                "RAW_inuse", "FRAG_inuse", "FRAG_memory", "TCP6_inuse", "FRAG6_inuse", "FRAG6_memory",
+                "TCP_inuse",
+                "TCP_orphan",
+                "TCP_tw",
+                "TCP_alloc",
+                "TCP_mem",
+                "UDP_inuse",
+                "UDP_mem",
+                "UDPLITE_inuse",
+                "RAW_inuse",
+                "FRAG_inuse",
+                "FRAG_memory",
+                "TCP6_inuse",
+                "FRAG6_inuse",
+                "FRAG6_memory",
             ]
         );
         assert!(stats.contains(&("TCP", "mem", 79.0)));

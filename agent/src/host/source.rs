@@ -3,7 +3,9 @@
 
 use std::{
     cell::RefCell,
-    fmt, io,
+    fmt,
+    fs::File,
+    io::{self, Read},
     path::{Path, PathBuf},
     rc::Rc,
     str::FromStr,
@@ -74,8 +76,17 @@ impl<'a> Sources<'a> {
 }
 
 /// Reads a whole file; the error names the file.
+///
+/// procfs and sysfs report a size of 0, so `File::read_to_string` would stat and
+/// seek the file for nothing and start with tiny reads. Through `take`, which has no
+/// size hint, into a buffer that fits most of them whole, it is one read for the
+/// data and one for the end.
 pub(super) fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))
+    let mut text = String::with_capacity(16 * 1024);
+    File::open(path)
+        .and_then(|f| f.take(u64::MAX).read_to_string(&mut text))
+        .map_err(|e| Error::io(path.display(), e))?;
+    Ok(text)
 }
 
 /// Why a collector produced nothing (or only part) for this scrape.
@@ -122,7 +133,5 @@ impl fmt::Display for Error {
 
 /// Parses one field, naming the file and line in the error.
 pub(super) fn field<T: FromStr>(value: Option<&str>, file: &str, line: &str) -> Result<T, Error> {
-    value
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::parse(format!("{file}: bad line {line:?}")))
+    value.and_then(|v| v.parse().ok()).ok_or_else(|| Error::parse(format!("{file}: bad line {line:?}")))
 }

@@ -40,14 +40,18 @@ impl Collect for Time {
             "node_time_clocksource_available_info",
             "Available clocksources read from '/sys/devices/system/clocksource'.",
             sources.iter().flat_map(|(device, available, _)| {
-                available.split_ascii_whitespace().map(move |cs| ([("device", device.as_str()), ("clocksource", cs)], 1.0))
+                available
+                    .split_ascii_whitespace()
+                    .map(move |cs| ([("device", device.as_str()), ("clocksource", cs)], 1.0))
             }),
         )?;
         families::gauge(
             enc,
             "node_time_clocksource_current_info",
             "Current clocksource read from '/sys/devices/system/clocksource'.",
-            sources.iter().map(|(device, _, current)| ([("device", device.as_str()), ("clocksource", current.trim())], 1.0)),
+            sources
+                .iter()
+                .map(|(device, _, current)| ([("device", device.as_str()), ("clocksource", current.trim())], 1.0)),
         )?;
         Ok(())
     }

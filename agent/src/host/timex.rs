@@ -35,8 +35,16 @@ impl Collect for Timex {
 
         let gauges: [(&str, &str, f64); 13] = [
             ("node_timex_sync_status", "Is clock synchronized to a reliable server (1 = yes, 0 = no).", synced),
-            ("node_timex_offset_seconds", "Time offset in between local system and reference clock.", tx.offset as f64 / divisor),
-            ("node_timex_frequency_adjustment_ratio", "Local clock frequency adjustment.", 1.0 + tx.freq as f64 / PPM16FRAC),
+            (
+                "node_timex_offset_seconds",
+                "Time offset in between local system and reference clock.",
+                tx.offset as f64 / divisor,
+            ),
+            (
+                "node_timex_frequency_adjustment_ratio",
+                "Local clock frequency adjustment.",
+                1.0 + tx.freq as f64 / PPM16FRAC,
+            ),
             ("node_timex_maxerror_seconds", "Maximum error in seconds.", tx.maxerror as f64 / MICROS),
             ("node_timex_estimated_error_seconds", "Estimated error in seconds.", tx.esterror as f64 / MICROS),
             ("node_timex_status", "Value of the status array bits.", tx.status as f64),
@@ -45,7 +53,11 @@ impl Collect for Timex {
             ("node_timex_pps_frequency_hertz", "Pulse per second frequency.", tx.ppsfreq as f64 / PPM16FRAC),
             ("node_timex_pps_jitter_seconds", "Pulse per second jitter.", tx.jitter as f64 / divisor),
             ("node_timex_pps_shift_seconds", "Pulse per second interval duration.", tx.shift as f64),
-            ("node_timex_pps_stability_hertz", "Pulse per second stability, average of recent frequency changes.", tx.stabil as f64 / PPM16FRAC),
+            (
+                "node_timex_pps_stability_hertz",
+                "Pulse per second stability, average of recent frequency changes.",
+                tx.stabil as f64 / PPM16FRAC,
+            ),
             ("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", tx.tai as f64),
         ];
         for (name, help, value) in gauges {
@@ -55,7 +67,11 @@ impl Collect for Timex {
             ("node_timex_pps_jitter", "Pulse per second count of jitter limit exceeded events.", tx.jitcnt as f64),
             ("node_timex_pps_calibration", "Pulse per second count of calibration intervals.", tx.calcnt as f64),
             ("node_timex_pps_error", "Pulse per second count of calibration errors.", tx.errcnt as f64),
-            ("node_timex_pps_stability_exceeded", "Pulse per second count of stability limit exceeded events.", tx.stbcnt as f64),
+            (
+                "node_timex_pps_stability_exceeded",
+                "Pulse per second count of stability limit exceeded events.",
+                tx.stbcnt as f64,
+            ),
         ];
         for (name, help, value) in counters {
             families::counter(enc, name, help, [(NO_LABELS, value)])?;

@@ -53,7 +53,9 @@ mod tests {
 
     #[test]
     fn reads_properties() {
-        let p = Properties::from_text("S:disk/by-id/x\nE:ID_MODEL=QEMU HARDDISK\nE:ID_SERIAL_SHORT=QM1\nE:BROKEN\nE:DM_LV_LAYER=\n");
+        let p = Properties::from_text(
+            "S:disk/by-id/x\nE:ID_MODEL=QEMU HARDDISK\nE:ID_SERIAL_SHORT=QM1\nE:BROKEN\nE:DM_LV_LAYER=\n",
+        );
         assert_eq!(p.get("ID_MODEL"), Some("QEMU HARDDISK"));
         assert_eq!(p.get("DM_LV_LAYER"), Some(""));
         assert_eq!(p.get("BROKEN"), None);

@@ -50,7 +50,7 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
     let mut loaded = match load_object(cfg) {
         Ok(l) => l,
         Err(e) => {
-            let reason = format!("{e:#}");
+            let reason = concise(&e);
             for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
                 s.reason = reason.clone();
             }
@@ -64,7 +64,7 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
                 s.up = true;
                 s.reason.clear();
             }
-            Err(e) => s.reason = format!("{e:#}"),
+            Err(e) => s.reason = concise(&e),
         }
     }
     loaded.stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
@@ -124,6 +124,33 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {
     }
     info!(probe = %probe, programs = ?names, "probe attached");
     Ok(())
+}
+
+/// The error chain on one line. A verifier rejection carries the whole verifier log:
+/// that goes to the debug log, and the reason keeps only what went wrong.
+fn concise(e: &anyhow::Error) -> String {
+    // aya repeats a cause in its own message ("failed to create map X: failed to
+    // create map X: ..."); say each part once.
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        for part in cause.to_string().split(": ") {
+            if !parts.iter().any(|p| p == part) {
+                parts.push(part.to_string());
+            }
+        }
+    }
+    let full = parts.join(": ");
+    match full.split_once(" Verifier output:") {
+        Some((head, log)) => {
+            tracing::debug!(verifier_log = %log, "verifier rejected a program");
+            let last = log.lines().rev().find(|l| {
+                let l = l.trim();
+                !l.is_empty() && !l.starts_with("verification time") && !l.starts_with("processed ") && !l.starts_with("stack depth") && !l.starts_with(':')
+            });
+            format!("{head} Verifier: {}", last.unwrap_or("").trim())
+        }
+        None => full.replace('\n', " "),
+    }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.

@@ -1,0 +1,107 @@
+//! `cargo xtask bench agent`: what the agent costs a node, next to the tools it replaces.
+//!
+//! Two benchmarks, in one run, in rounds that interleave the two sides and alternate which
+//! goes first (this VM is shared and noisy, so we report the median and min–max over rounds):
+//!
+//! 1. Scrape cost, Sonde agent (all probes on) vs node_exporter (default collectors plus
+//!    tcpstat), each alone on its own 127.0.0.1 port: CPU time per `/metrics` scrape
+//!    (utime+stime of the process over the scrapes, minus its idle CPU over the same wall
+//!    time), wall time per scrape, RSS after scraping, series count. This is what a
+//!    Prometheus scraping every node pays.
+//! 2. Probe cost in the kernel, ns per event, while a workload runs: the agent's programs from
+//!    its own `sonde_bpf_program_*` metrics; bpftrace's run-queue histogram and a near-empty
+//!    bpftrace program (this VM's floor per BPF run) from `bpftool prog show` deltas.
+//!    This is what every context switch and block request pays for always-on probes.
+//!
+//! The table goes to stdout and, as the `bench:agent` section, to BENCHMARKS.md.
+
+mod guard;
+mod http;
+mod probes;
+mod prom;
+mod report;
+mod scrape;
+mod stats;
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Result, bail};
+
+use crate::step::{self, say};
+use guard::{Running, TempDir};
+
+/// Rounds per benchmark; each side runs once per round.
+const ROUNDS: usize = 5;
+/// The agent's probe map reading interval in this bench (its cost metrics move this often).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_INTERVAL_FLAG: &str = "1s";
+const PEERS: [&str; 6] = ["prometheus-node-exporter", "bpftrace", "bpftool", "losetup", "dd", "python3"];
+
+pub fn run() -> Result<()> {
+    preflight()?;
+    crate::build::ebpf()?;
+    say("building sonde-agent (release)");
+    step::cargo(&["build", "--release", "-p", "sonde-agent"])?;
+
+    guard::stop_on_interrupt();
+    let machine = report::Machine::detect();
+    let dir = TempDir::new()?;
+    let scrape = scrape::bench(ROUNDS, &dir)?;
+    let probes = probes::bench(ROUNDS, &dir)?;
+
+    let section = report::render(&machine, ROUNDS, &scrape, &probes);
+    println!("{section}");
+    let path = report::write_section(&section)?;
+    say(&format!("results written to {}", path.display()));
+    Ok(())
+}
+
+/// Fails early, before the long builds, if this machine cannot run the bench.
+fn preflight() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("`cargo xtask bench agent` needs root: it loads eBPF probes and runs bpftrace");
+    }
+    let missing: Vec<&str> = PEERS.into_iter().filter(|p| !on_path(p)).collect();
+    if !missing.is_empty() {
+        bail!("missing on PATH: {} (`cargo xtask setup` installs the peers)", missing.join(", "));
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+}
+
+fn agent_binary() -> PathBuf {
+    step::workspace_root().join("target/release/sonde-agent")
+}
+
+/// Starts the release agent with every probe on, on a free 127.0.0.1 port, and waits until
+/// every probe is up and its first probe reading (with the cost metrics) is on /metrics.
+fn start_agent(dir: &TempDir, log_name: &str) -> Result<(Running, u16)> {
+    let port = guard::free_port()?;
+    let log = dir.log(log_name)?;
+    let mut cmd = Command::new(agent_binary());
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--probes", "all"])
+        .args(["--probe-interval", PROBE_INTERVAL_FLAG, "--log-format", "json"])
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let mut agent = Running::spawn("sonde-agent", cmd)?;
+    guard::wait_until("sonde-agent's first probe reading", Duration::from_secs(30), || {
+        if agent.exited()? {
+            bail!("sonde-agent exited; its log ends:\n{}", dir.tail(log_name));
+        }
+        let Ok(r) = http::get(port, "/metrics") else { return Ok(false) };
+        let down: Vec<&str> = prom::samples(&r.body, "sonde_probe_up")
+            .filter(|s| s.value != 1.0)
+            .filter_map(|s| prom::label(s.labels, "probe"))
+            .collect();
+        if !down.is_empty() {
+            bail!("sonde-agent probes down: {} (its log ends:\n{})", down.join(", "), dir.tail(log_name));
+        }
+        Ok(r.status == 200 && prom::samples(&r.body, "sonde_bpf_program_runs_total").next().is_some())
+    })?;
+    Ok((agent, port))
+}
