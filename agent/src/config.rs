@@ -16,6 +16,11 @@
 //! interval = "5s"                # how often the kernel maps are read
 //! max_cgroups = 1024             # per-cgroup map entries; more are counted as lost
 //! cgroup_root = "/sys/fs/cgroup/unified"   # the cgroup v2 tree; found by itself if unset
+//! cgroup_grace = "2m"            # how long series of a removed cgroup stay
+//! [kubernetes]
+//! node_name = "node-1"           # this node; with it the agent watches its pods (env NODE_NAME)
+//! kubeconfig = "/path/kubeconfig"   # default: in-cluster service account, or $KUBECONFIG
+//! pod_labels = ["app", "app.kubernetes.io/name"]   # pod labels copied onto series
 //! ```
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
@@ -107,6 +112,22 @@ pub struct Flags {
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
 
+    /// How long the series of a removed cgroup stay before they are dropped [default: 2m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub cgroup_grace: Option<Duration>,
+
+    /// This node's name; with it the agent watches this node's pods for metadata.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// kubeconfig for the pod watch [default: in-cluster service account, or $KUBECONFIG].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Pod label keys copied onto per-container series, comma separated [default: none].
+    #[arg(long, value_name = "KEYS")]
+    pub pod_labels: Option<String>,
+
     /// procfs mount point, as node_exporter's flag [default: /proc].
     #[arg(long = "path.procfs", value_name = "DIR")]
     pub procfs: Option<PathBuf>,
@@ -142,6 +163,16 @@ struct File {
     host: FileHost,
     #[serde(default)]
     probes: FileProbes,
+    #[serde(default)]
+    kubernetes: FileKubernetes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKubernetes {
+    node_name: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    pod_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +190,7 @@ struct FileProbes {
     interval: Option<String>,
     max_cgroups: Option<u32>,
     cgroup_root: Option<PathBuf>,
+    cgroup_grace: Option<String>,
 }
 
 /// The resolved configuration the agent runs with.
@@ -174,6 +206,11 @@ pub struct Config {
     pub probe_interval: Duration,
     pub max_cgroups: u32,
     pub cgroup_root: Option<PathBuf>,
+    pub cgroup_grace: Duration,
+    /// Set: watch this node's pods. Unset: label from cgroup paths alone.
+    pub node_name: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub pod_labels: Vec<String>,
 }
 
 impl Config {
@@ -209,6 +246,16 @@ impl Config {
                 format!("{}: must be at least 1", where_file("probes.max_cgroups"))
             });
         }
+        let cgroup_grace = match (flags.cgroup_grace, &file.probes.cgroup_grace) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("probes.cgroup_grace")))?,
+            (None, None) => Duration::from_secs(120),
+        };
+        let pod_labels = match (&flags.pod_labels, file.kubernetes.pod_labels) {
+            (Some(list), _) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            (None, Some(list)) => list,
+            (None, None) => Vec::new(),
+        };
         let log_format = match flags.log_format.as_deref() {
             Some("json") => LogFormat::Json,
             Some(_) => LogFormat::Text,
@@ -225,6 +272,10 @@ impl Config {
             probe_interval,
             max_cgroups,
             cgroup_root: flags.cgroup_root.clone().or(file.probes.cgroup_root),
+            cgroup_grace,
+            node_name: flags.node_name.clone().or(file.kubernetes.node_name).filter(|n| !n.is_empty()),
+            kubeconfig: flags.kubeconfig.clone().or(file.kubernetes.kubeconfig),
+            pod_labels,
         })
     }
 }

@@ -82,7 +82,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     for c in host::collectors(&host_paths) {
         registry.register_collector(c);
     }
-    registry.register_collector(Box::new(start_probes(&cfg)));
+    let workloads = Arc::new(Mutex::new(enrich::workloads::Workloads::new(
+        cgroup_paths(&cfg),
+        start_pod_watch(&cfg)?,
+        &cfg.pod_labels,
+        cfg.cgroup_grace,
+    )));
+    registry.register_collector(Box::new(start_probes(&cfg, workloads.clone())));
     info!(listen = %cfg.listen, "serving metrics");
     println!("sonde-agent: metrics at http://{}/metrics", display_addr(cfg.listen));
     tokio::select! {
@@ -91,13 +97,31 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Loads the probes and starts their reader; never fails the agent.
-fn start_probes(cfg: &Config) -> probes::metrics::ProbeMetrics {
+fn cgroup_paths(cfg: &Config) -> enrich::cgroups::CgroupPaths {
     let root = cfg.cgroup_root.clone().or_else(|| enrich::cgroups::find_root(&cfg.procfs));
     if root.is_none() {
         warn!("no cgroup v2 hierarchy found; per-cgroup metrics will be labelled by cgroup id");
     }
-    let cgroups = Arc::new(Mutex::new(enrich::cgroups::CgroupPaths::new(root, cfg.probe_interval)));
+    enrich::cgroups::CgroupPaths::new(root, cfg.probe_interval)
+}
+
+/// Watches this node's pods when the agent knows its node name. A kubeconfig that
+/// cannot be used is a configuration error; an API that is down is not.
+fn start_pod_watch(cfg: &Config) -> anyhow::Result<Option<enrich::pods::PodIndex>> {
+    let Some(node_name) = cfg.node_name.clone() else {
+        info!("no node name (--node-name or NODE_NAME): pods are labelled from cgroup paths alone");
+        return Ok(None);
+    };
+    let pods = enrich::pods::spawn_watcher(enrich::pods::PodConfig {
+        node_name,
+        kubeconfig: cfg.kubeconfig.clone(),
+        label_keys: cfg.pod_labels.clone(),
+    })?;
+    Ok(Some(pods))
+}
+
+/// Loads the probes and starts their reader; never fails the agent.
+fn start_probes(cfg: &Config, workloads: Arc<Mutex<enrich::workloads::Workloads>>) -> probes::metrics::ProbeMetrics {
     let (loaded, status) = probes::load::load(cfg);
     for s in status.iter().filter(|s| !s.up && cfg.probes.contains(&s.probe)) {
         warn!(probe = %s.probe, reason = %s.reason, "probe is off");
@@ -108,10 +132,10 @@ fn start_probes(cfg: &Config) -> probes::metrics::ProbeMetrics {
         stats_enabled = loaded.stats.is_some();
         let up: Vec<_> = status.iter().filter(|s| s.up).map(|s| s.probe).collect();
         if let Some(events) = loaded.maps.events.take() {
-            tokio::spawn(probes::oom::forward_events(events, cgroups.clone()));
+            tokio::spawn(probes::oom::forward_events(events, workloads.clone()));
         }
         let disks = enrich::disks::DiskNames::new(cfg.sysfs.clone());
-        probes::reader::spawn(loaded, up, cfg.probe_interval, cgroups, disks, latest.clone());
+        probes::reader::spawn(loaded, up, cfg.probe_interval, workloads, disks, latest.clone());
     }
     probes::metrics::ProbeMetrics { status, stats_enabled, latest }
 }

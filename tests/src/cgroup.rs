@@ -18,6 +18,8 @@ pub struct TestCgroup {
     pub rel: String,
     pub v2: PathBuf,
     pub v1_memory: Option<PathBuf>,
+    /// Directories `at_path` created (the cgroup itself last), removed deepest first.
+    created_parents: Vec<PathBuf>,
 }
 
 impl TestCgroup {
@@ -27,7 +29,21 @@ impl TestCgroup {
         let v2 = v2_root().join(&leaf);
         let _ = std::fs::remove_dir(&v2);
         std::fs::create_dir(&v2).unwrap_or_else(|e| panic!("creating cgroup {}: {e}", v2.display()));
-        TestCgroup { rel: format!("/{leaf}"), v2, v1_memory: None }
+        TestCgroup { rel: format!("/{leaf}"), v2, v1_memory: None, created_parents: Vec::new() }
+    }
+
+    /// A cgroup at `rel` below the v2 root (e.g. a kubelet-style path), creating
+    /// parents as needed; every directory it created is removed on drop.
+    pub fn at_path(rel: &str) -> TestCgroup {
+        let v2 = v2_root().join(rel.trim_start_matches('/'));
+        let mut created = Vec::new();
+        for dir in v2.ancestors().collect::<Vec<_>>().into_iter().rev() {
+            if !dir.exists() {
+                std::fs::create_dir(dir).unwrap_or_else(|e| panic!("creating cgroup {}: {e}", dir.display()));
+                created.push(dir.to_path_buf());
+            }
+        }
+        TestCgroup { rel: rel.to_string(), v2, v1_memory: None, created_parents: created }
     }
 
     /// Also a v1 memory cgroup limited to `limit` bytes (hybrid hosts; real OOM kills).
@@ -63,7 +79,9 @@ impl TestCgroup {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        for dir in [Some(&self.v2), self.v1_memory.as_ref()].into_iter().flatten() {
+        let parents = self.created_parents.iter().rev().filter(|d| **d != self.v2);
+        let dirs: Vec<&PathBuf> = [Some(&self.v2), self.v1_memory.as_ref()].into_iter().flatten().chain(parents).collect();
+        for dir in dirs {
             // Processes may take a moment to leave after exit.
             for _ in 0..50 {
                 if std::fs::remove_dir(dir).is_ok() || !dir.exists() {

@@ -5,6 +5,7 @@
 //! shows up as a timeout with a message rather than a stuck runtime.
 
 pub mod cgroup;
+pub mod fake_apiserver;
 
 use std::{
     collections::BTreeMap,

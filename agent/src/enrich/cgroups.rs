@@ -2,7 +2,7 @@
 //! directory's inode number, so a walk of the hierarchy resolves it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
@@ -33,13 +33,15 @@ pub struct CgroupPaths {
     by_id: HashMap<u64, Arc<str>>,
     last_walk: Option<Instant>,
     min_walk_interval: Duration,
-    /// Ids missing from the last walk: gone if still missing after the next.
-    missing: HashSet<u64>,
 }
 
 impl CgroupPaths {
     pub fn new(root: Option<PathBuf>, min_walk_interval: Duration) -> CgroupPaths {
-        CgroupPaths { root, by_id: HashMap::new(), last_walk: None, min_walk_interval, missing: HashSet::new() }
+        CgroupPaths { root, by_id: HashMap::new(), last_walk: None, min_walk_interval }
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// The path of `id`, walking the tree first if it is unknown (and a walk is due).
@@ -48,22 +50,6 @@ impl CgroupPaths {
             self.walk();
         }
         self.by_id.get(&id).cloned()
-    }
-
-    /// Resolves `ids`; returns those that were missing from two walks in a row and so
-    /// are gone for good (their kernel map entries can be dropped).
-    pub fn resolve(&mut self, ids: impl IntoIterator<Item = u64>) -> (HashMap<u64, Arc<str>>, HashSet<u64>) {
-        let ids: Vec<u64> = ids.into_iter().collect();
-        if ids.iter().any(|id| !self.by_id.contains_key(id)) && self.walk_due() {
-            self.walk();
-            let unknown: HashSet<u64> = ids.iter().copied().filter(|id| !self.by_id.contains_key(id)).collect();
-            let gone = unknown.intersection(&self.missing).copied().collect();
-            self.missing = unknown;
-            let known = ids.iter().filter_map(|id| Some((*id, self.by_id.get(id)?.clone()))).collect();
-            return (known, gone);
-        }
-        let known = ids.iter().filter_map(|id| Some((*id, self.by_id.get(id)?.clone()))).collect();
-        (known, HashSet::new())
     }
 
     fn walk_due(&self) -> bool {
@@ -105,11 +91,7 @@ mod tests {
         let mut paths = CgroupPaths::new(Some(dir.clone()), Duration::ZERO);
         assert_eq!(paths.path(ino(&dir)).as_deref(), Some("/"));
         assert_eq!(paths.path(ino(&dir.join("a/b"))).as_deref(), Some("/a/b"));
-        // An id missing from two walks in a row is reported gone.
-        let (_, gone) = paths.resolve([u64::MAX]);
-        assert!(gone.is_empty());
-        let (_, gone) = paths.resolve([u64::MAX]);
-        assert!(gone.contains(&u64::MAX));
+        assert_eq!(paths.path(u64::MAX), None);
         std::fs::remove_dir_all(&dir).unwrap();
 
         let procfs = std::env::temp_dir().join(format!("sonde-proc-test-{}", std::process::id()));

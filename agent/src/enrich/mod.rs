@@ -2,4 +2,7 @@
 //! names people query by. The pod/container layer builds on `cgroups`.
 
 pub mod cgroups;
+pub mod containers;
 pub mod disks;
+pub mod pods;
+pub mod workloads;

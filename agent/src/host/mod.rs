@@ -31,6 +31,8 @@ mod source;
 mod stat;
 mod statfs;
 mod tcpstat;
+#[cfg(test)]
+mod tests;
 mod time;
 mod timex;
 mod udev;

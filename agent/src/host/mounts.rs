@@ -38,8 +38,10 @@ pub(super) fn parse<'a>(text: &'a str, rootfs: &str) -> Result<Vec<Mount<'a>>, E
 }
 
 /// node_exporter's `rootfsStripPrefix`: a plain string prefix, "" becoming "/".
+/// (A trailing "/" on `rootfs` is ignored, which node_exporter does not do.)
 fn strip_rootfs(mount_point: String, rootfs: &str) -> String {
-    if rootfs == "/" {
+    let rootfs = rootfs.trim_end_matches('/');
+    if rootfs.is_empty() {
         return mount_point;
     }
     match mount_point.strip_prefix(rootfs) {
@@ -117,6 +119,7 @@ mod tests {
         .unwrap();
         let points: Vec<_> = mounts.iter().map(|m| m.mount_point.as_str()).collect();
         assert_eq!(points, ["/", "/data", "/other"]);
+        assert_eq!(strip_rootfs("/host/data".into(), "/host/"), "/data");
     }
 
     #[test]

@@ -67,8 +67,7 @@ impl Collect for Tcpstat {
         let mut counts = Counts::default();
         // node_exporter's test for IPv6: /proc/net/tcp6 exists.
         let ipv6 = src.proc_path("net/tcp6").exists();
-        let netlink = sockdiag::tcp_sockets(libc::AF_INET as u8, |s| counts.add(s))
-            .and_then(|()| if ipv6 { sockdiag::tcp_sockets(libc::AF_INET6 as u8, |s| counts.add(s)) } else { Ok(()) });
+        let netlink = sockdiag::tcp_sockets(ipv6, |s| counts.add(s));
         if let Err(e) = netlink {
             static NOTED: AtomicBool = AtomicBool::new(false);
             if !NOTED.swap(true, Ordering::Relaxed) {

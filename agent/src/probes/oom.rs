@@ -13,10 +13,10 @@ use tokio::io::unix::AsyncFd;
 use tracing::{error, warn};
 
 use super::reader::Reading;
-use crate::{enrich::cgroups::CgroupPaths, export::families};
+use crate::{enrich::workloads::Workloads, export::families};
 
 /// Logs every OOM kill the kernel reports, as it happens.
-pub async fn forward_events(events: RingBuf<MapData>, cgroups: Arc<Mutex<CgroupPaths>>) {
+pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workloads>>) {
     // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
     // and it lives inside the AsyncFd.
     let mut fd = match unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) } {
@@ -37,13 +37,17 @@ pub async fn forward_events(events: RingBuf<MapData>, cgroups: Arc<Mutex<CgroupP
             let ev: OomEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             let comm_len = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
             let comm = String::from_utf8_lossy(&ev.comm[..comm_len]).into_owned();
-            let cgroup = cgroups.lock().unwrap().path(ev.cgroup_id);
+            let w = workloads.lock().unwrap().workload(ev.cgroup_id);
             warn!(
                 pid = ev.pid,
                 tgid = ev.tgid,
                 comm = %comm,
                 cgroup_id = ev.cgroup_id,
-                cgroup = cgroup.as_deref().unwrap_or(""),
+                cgroup = %w.cgroup,
+                namespace = %w.namespace,
+                pod = %w.pod,
+                container = %w.container,
+                container_id = %w.container_id,
                 "OOM kill"
             );
         }
@@ -58,7 +62,7 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "Processes killed by the OOM killer, by the victim's cgroup.",
         r.snapshot.cgroups.iter().filter_map(|(id, d)| {
             let c = d.counters?;
-            (c.oom_kills > 0).then(|| (crate::labels!("cgroup" => r.cgroup_label(*id)), c.oom_kills as f64))
+            (c.oom_kills > 0).then(|| (r.labels(*id), c.oom_kills as f64))
         }),
     )
 }

@@ -12,15 +12,19 @@ use sonde_probe_abi::DiskKey;
 use super::{cost::ProgramCost, load::Loaded, maps::Snapshot};
 use crate::{
     config::Probe,
-    enrich::{cgroups::CgroupPaths, disks::DiskNames},
+    enrich::{
+        disks::DiskNames,
+        workloads::{Workload, Workloads},
+    },
+    export::families::Labels,
 };
 
 /// One read of the probes with everything the metrics need to name it.
 #[derive(Debug, Default)]
 pub struct Reading {
     pub snapshot: Snapshot,
-    /// cgroup id -> path, for the ids in `snapshot`.
-    pub cgroup_paths: HashMap<u64, Arc<str>>,
+    /// cgroup id -> what ran there, for the ids in `snapshot`.
+    pub workloads: HashMap<u64, Arc<Workload>>,
     pub disk_names: HashMap<DiskKey, String>,
     pub costs: Vec<ProgramCost>,
     /// How long this read took (the agent's own cost, shown on /metrics).
@@ -28,11 +32,11 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The `cgroup` label for an id: its path, or `id:<n>` if the tree did not have it.
-    pub fn cgroup_label(&self, id: u64) -> String {
-        match self.cgroup_paths.get(&id) {
-            Some(p) => p.to_string(),
-            None => format!("id:{id}"),
+    /// The labels of a per-cgroup series: namespace, pod, container, container_id, cgroup.
+    pub fn labels(&self, id: u64) -> Labels {
+        match self.workloads.get(&id) {
+            Some(w) => w.labels(),
+            None => Workload { cgroup: Arc::from(format!("id:{id}").as_str()), ..Workload::default() }.labels(),
         }
     }
 }
@@ -44,7 +48,7 @@ pub fn spawn(
     loaded: Loaded,
     up: Vec<Probe>,
     interval: Duration,
-    cgroups: Arc<Mutex<CgroupPaths>>,
+    workloads: Arc<Mutex<Workloads>>,
     mut disks: DiskNames,
     latest: Latest,
 ) {
@@ -55,14 +59,14 @@ pub fn spawn(
             loop {
                 let started = Instant::now();
                 let snapshot = loaded.maps.read();
-                let (cgroup_paths, gone) = cgroups.lock().unwrap().resolve(snapshot.cgroups.keys().copied());
+                let (resolved, gone) = workloads.lock().unwrap().resolve(snapshot.cgroups.keys().copied());
                 if !gone.is_empty() {
-                    tracing::debug!(count = gone.len(), "forgetting cgroups that are gone");
+                    tracing::debug!(count = gone.len(), "forgetting cgroups gone for longer than the grace period");
                     loaded.maps.forget(&gone);
                 }
                 let disk_names = snapshot.disks.iter().map(|(k, _)| (*k, disks.name(k.dev))).collect();
                 let costs = super::cost::read(&loaded.ebpf, &up);
-                let reading = Reading { snapshot, cgroup_paths, disk_names, costs, took: started.elapsed() };
+                let reading = Reading { snapshot, workloads: resolved, disk_names, costs, took: started.elapsed() };
                 *latest.write().unwrap() = Some(Arc::new(reading));
                 std::thread::sleep(interval.saturating_sub(started.elapsed()));
             }

@@ -14,7 +14,7 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "Time tasks waited on a CPU run queue between becoming runnable and running, by cgroup.",
         r.snapshot.cgroups.iter().filter_map(|(id, d)| {
             let (sum, buckets) = prometheus_buckets(d.runqueue.as_ref()?);
-            Some(HistogramSample { labels: crate::labels!("cgroup" => r.cgroup_label(*id)), sum, buckets })
+            Some(HistogramSample { labels: r.labels(*id), sum, buckets })
         }),
     )
 }

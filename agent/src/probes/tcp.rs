@@ -13,7 +13,7 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         .snapshot
         .cgroups
         .iter()
-        .filter_map(|(id, d)| Some((crate::labels!("cgroup" => r.cgroup_label(*id)), d.counters?)))
+        .filter_map(|(id, d)| Some((r.labels(*id), d.counters?)))
         .filter(|(_, c)| c.tcp_retransmits + c.tcp_resets_sent + c.tcp_connects + c.tcp_connect_failures > 0)
         .collect();
     let family = |enc: &mut DescriptorEncoder, name, help, f: fn(&CgroupCounters) -> u64| {
@@ -40,7 +40,7 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "Time from SYN sent to connection established, by the caller's cgroup.",
         r.snapshot.cgroups.iter().filter_map(|(id, d)| {
             let (sum, buckets) = prometheus_buckets(d.connect.as_ref()?);
-            Some(HistogramSample { labels: crate::labels!("cgroup" => r.cgroup_label(*id)), sum, buckets })
+            Some(HistogramSample { labels: r.labels(*id), sum, buckets })
         }),
     )
 }

@@ -29,17 +29,22 @@ use super::{
 use crate::step::say;
 
 /// Two processes bouncing a byte over two pipes: two context switches and wakeups per trip.
+/// Each side closes the ends it does not use, so the child sees EOF and exits if the parent
+/// is stopped half-way.
 const PING_PONG: &str = "\
 import os, sys
 n = int(sys.argv[1])
 r1, w1 = os.pipe()
 r2, w2 = os.pipe()
 if os.fork() == 0:
-    for _ in range(n):
-        os.read(r1, 1); os.write(w2, b'x')
+    os.close(w1); os.close(r2)
+    while os.read(r1, 1):
+        os.write(w2, b'x')
     os._exit(0)
+os.close(r1); os.close(w2)
 for _ in range(n):
     os.write(w1, b'x'); os.read(r2, 1)
+os.close(w1)
 os.wait()
 ";
 pub const ROUND_TRIPS: &str = "100000";

@@ -1,0 +1,79 @@
+//! Every signal lands on the right container: kubelet-style cgroups for each
+//! runtime and cgroup driver, real work inside them, and the probes' per-cgroup
+//! series carry that container's identity — its ID from the cgroup path alone, and
+//! its namespace, pod and container name once the (fake) API server knows the pod.
+
+use std::time::{Duration, Instant};
+
+use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, require_bpf};
+
+/// A 64-hex container ID and a pod UID unique to this test run and `n`.
+fn ids(n: u32) -> (String, String) {
+    let seed = format!("{:08x}{:04x}", std::process::id(), n);
+    let id = format!("{seed}{}", "ab".repeat(26));
+    let uid = format!("{}-{}-4{}-8{}-{}", &seed[..8], &seed[8..12], &seed[9..12], &seed[..3], "0123456789ab");
+    (id, uid)
+}
+
+/// The kubelet's path for a container, per driver and runtime.
+fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String {
+    match driver {
+        "systemd" => {
+            let u = uid.replace('-', "_");
+            let scope = match runtime {
+                "containerd" => format!("cri-containerd-{id}.scope"),
+                "cri-o" => format!("crio-{id}.scope"),
+                _ => format!("docker-{id}.scope"),
+            };
+            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/{scope}")
+        }
+        _ => format!("/kubepods/besteffort/pod{uid}/{id}"),
+    }
+}
+
+/// Wakes up `n` times inside `cg` (a pipe ping-pong: each read blocks).
+fn work(cg: &TestCgroup, n: u32) {
+    let script = format!(
+        "exec python3 -c 'import os\nr1,w1=os.pipe();r2,w2=os.pipe()\nif os.fork()==0:\n for _ in range({n}): os.read(r1,1);os.write(w2,b\"x\")\n os._exit(0)\nfor _ in range({n}): os.write(w1,b\"x\");os.read(r2,1)\nos.wait()'"
+    );
+    let out = cg.spawn(&script).wait_with_output().unwrap();
+    assert!(out.status.success(), "workload failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn wait_for(agent: &Agent, what: &str, pred: impl Fn(&Exposition) -> bool) -> Exposition {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let e = agent.scrape();
+        if pred(&e) {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "{what} not seen; agent log:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn runqueue_samples_land_on_each_runtime_and_driver_by_container_id() {
+    require_bpf!();
+    let agent = Agent::start(&["--probes", "runqueue", "--probe-interval", "200ms"]);
+    let layouts = [("systemd", "containerd"), ("systemd", "cri-o"), ("systemd", "docker"), ("cgroupfs", "containerd")];
+    let mut cgroups = Vec::new();
+    for (n, (driver, runtime)) in layouts.iter().enumerate() {
+        let (id, uid) = ids(n as u32);
+        let cg = TestCgroup::at_path(&kubelet_path(driver, runtime, &uid, &id));
+        work(&cg, 2_000);
+        cgroups.push((cg, id));
+    }
+    let count = "cgroup_runqueue_latency_seconds_count";
+    let e = wait_for(&agent, "samples in every container", |e| {
+        cgroups.iter().all(|(_, id)| e.value(count, &[("container_id", id)]).is_some_and(|v| v >= 4_000.0))
+    });
+    for (cg, id) in &cgroups {
+        let want = [("container_id", id.as_str())];
+        let s: Vec<_> = e.find(count, &want).collect();
+        assert_eq!(s.len(), 1, "one series per container");
+        assert_eq!(s[0].labels["cgroup"], cg.rel, "the series names its cgroup");
+        // No API server: the pod is not known by name, and nothing is guessed.
+        assert_eq!(s[0].labels.get("pod").map(String::as_str).unwrap_or(""), "");
+    }
+}
