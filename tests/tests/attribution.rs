@@ -77,3 +77,72 @@ fn runqueue_samples_land_on_each_runtime_and_driver_by_container_id() {
         assert_eq!(s[0].labels.get("pod").map(String::as_str).unwrap_or(""), "");
     }
 }
+
+/// With the pod watch on: names appear, change and disappear as the pod does, and an
+/// API outage changes nothing already known.
+#[test]
+fn pod_names_follow_the_api_and_survive_an_outage() {
+    use sonde_tests::fake_apiserver::{FakeApiServer, pod_json};
+    require_bpf!();
+    let api = FakeApiServer::start();
+    let (id, uid) = ids(10);
+    api.add_pod(pod_json(
+        "shop",
+        "web-1",
+        &uid,
+        "node-a",
+        &[("app", &format!("containerd://{id}"), "registry.example/web:1.2")],
+        &[("app", "web")],
+        Some(("ReplicaSet", "web-5d8f")),
+    ));
+    let kubeconfig = api.kubeconfig_path();
+    let agent = Agent::start(&[
+        "--probes",
+        "runqueue",
+        "--probe-interval",
+        "200ms",
+        "--node-name",
+        "node-a",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--pod-labels",
+        "app",
+    ]);
+    let cg = TestCgroup::at_path(&kubelet_path("systemd", "containerd", &uid, &id));
+    work(&cg, 500);
+    let count = "cgroup_runqueue_latency_seconds_count";
+    // One series for the container, carrying `want`.
+    let labelled = |want: &'static [(&'static str, &'static str)]| {
+        let id = id.clone();
+        move |e: &Exposition| {
+            let want: Vec<(&str, &str)> = [("container_id", id.as_str())].into_iter().chain(want.iter().copied()).collect();
+            e.find(count, &want).count() == 1
+        }
+    };
+    wait_for(&agent, "pod names", labelled(&[("namespace", "shop"), ("pod", "web-1"), ("container", "app"), ("label_app", "web")]));
+
+    api.update_pod(&uid, |p| p["metadata"]["labels"]["app"] = "web-canary".into());
+    wait_for(&agent, "the changed label", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
+
+    api.set_down(true);
+    std::thread::sleep(Duration::from_secs(2));
+    work(&cg, 200);
+    let e = wait_for(&agent, "labels kept through the outage", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
+    assert!(e.find(count, &[("container_id", &id), ("pod", "")]).next().is_none(), "nothing forgotten during the outage");
+    // A container that starts during the outage is labelled by its ID alone.
+    let (id2, uid2) = ids(11);
+    let cg2 = TestCgroup::at_path(&kubelet_path("cgroupfs", "containerd", &uid2, &id2));
+    work(&cg2, 500);
+    wait_for(&agent, "the new container by id", |e| {
+        let want = [("container_id", id2.as_str())];
+        e.find(count, &want).count() == 1
+    });
+
+    api.set_down(false);
+    api.delete_pod(&uid);
+    wait_for(&agent, "names gone with the pod", |e| {
+        let want = [("container_id", id.as_str())];
+        let s: Vec<_> = e.find(count, &want).collect();
+        s.len() == 1 && s[0].labels.get("pod").is_none_or(|p| p.is_empty())
+    });
+}

@@ -97,10 +97,6 @@ impl PodIndex {
         self.read(|s| s.pods.len())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Adds a pod or replaces the one with its UID.
     fn upsert(&self, pod: PodMeta) {
         let pod = Arc::new(pod);

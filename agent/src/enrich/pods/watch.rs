@@ -77,7 +77,9 @@ async fn run(api: Api<Pod>, cfg: PodConfig, index: PodIndex) {
                 health.ok();
                 writer.apply(event);
             }
-            Err(err) => health.failed(&err),
+            Err(err) => {
+                health.failed(&err);
+            }
         }
     }
 }
@@ -139,19 +141,20 @@ struct Health {
 }
 
 impl Health {
-    fn failed(&mut self, err: &watcher::Error) {
+    /// Logs a watch error; returns whether it was worth a warning.
+    fn failed(&mut self, err: &watcher::Error) -> bool {
         // 410 Gone is routine (our version fell out of the server's window): kube relists.
         if let watcher::Error::WatchError(status) = err
             && status.code == 410
         {
             debug!("pod watch expired (410 Gone); relisting");
-            return;
+            return false;
         }
         self.failing_since.get_or_insert_with(Instant::now);
         if self.last_warning.is_some_and(|t| t.elapsed() < WARN_EVERY) {
             self.quiet_errors += 1;
             debug!(error = %err, "Kubernetes API still unreachable");
-            return;
+            return false;
         }
         warn!(
             error = %err,
@@ -160,11 +163,35 @@ impl Health {
         );
         self.last_warning = Some(Instant::now());
         self.quiet_errors = 0;
+        true
     }
 
     fn ok(&mut self) {
         if let Some(since) = self.failing_since.take() {
             info!(after = ?since.elapsed(), "Kubernetes API reachable again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    #[test]
+    fn warnings_are_rate_limited_and_410_is_not_one() {
+        let mut health = Health::default();
+        let gone = watcher::Error::WatchError(Status::failure("too old resource version", "Expired").with_code(410).boxed());
+        assert!(!health.failed(&gone), "a 410 is routine");
+        assert!(health.failing_since.is_none());
+        let down = watcher::Error::NoResourceVersion;
+        assert!(health.failed(&down), "the first error warns");
+        assert!(!health.failed(&down) && !health.failed(&down), "then quiet");
+        assert_eq!(health.quiet_errors, 2);
+        health.last_warning = Instant::now().checked_sub(WARN_EVERY);
+        assert!(health.failed(&down), "a minute later it warns again");
+        assert_eq!(health.quiet_errors, 0);
+        health.ok();
+        assert!(health.failing_since.is_none());
     }
 }
