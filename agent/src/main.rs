@@ -4,6 +4,7 @@
 //! kernel) -> `enrich` (names for cgroup ids and devices) -> `export` (/metrics).
 
 mod config;
+mod container_stats;
 mod enrich;
 mod export;
 mod host;
@@ -87,6 +88,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         start_pod_watch(&cfg)?,
         &cfg.pod_labels,
         cfg.cgroup_grace,
+    )));
+    registry.register_collector(Box::new(container_stats::ContainerStats::new(
+        workloads.clone(),
+        cfg.sysfs.join("fs/cgroup"),
+        cfg.sysfs.clone(),
+        cfg.max_cgroups as usize,
     )));
     registry.register_collector(Box::new(start_probes(&cfg, workloads.clone())));
     info!(listen = %cfg.listen, "serving metrics");

@@ -291,10 +291,7 @@ impl FakeApiServer {
 
 /// The request log, one line per request, for failure messages.
 pub fn format_log(log: &[RequestRecord]) -> String {
-    log.iter()
-        .map(|r| format!("{} {} {:?} -> {}", r.method, r.path, r.query, r.status))
-        .collect::<Vec<_>>()
-        .join("\n")
+    log.iter().map(|r| format!("{} {} {:?} -> {}", r.method, r.path, r.query, r.status)).collect::<Vec<_>>().join("\n")
 }
 
 impl Drop for FakeApiServer {
@@ -626,7 +623,8 @@ fn stream_watch(conn: TcpStream, shared: &Shared, w: WatchRequest) -> std::io::R
         if st.bookmark_gen != bookmark_gen {
             bookmark_gen = st.bookmark_gen;
             if w.bookmarks {
-                let meta = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "resourceVersion": st.rv.to_string() } });
+                let meta =
+                    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "resourceVersion": st.rv.to_string() } });
                 send.push(("BOOKMARK", meta));
             }
         }

@@ -77,7 +77,11 @@ fn describe(event: &WatcherEvent) -> String {
 async fn eventually(server: &FakeApiServer, what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; requests:\n{}", format_log(&server.requests()));
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; requests:\n{}",
+            format_log(&server.requests())
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -188,7 +192,7 @@ async fn bookmarks_are_delivered_and_resume_the_watch() {
     server.end_watches();
     eventually(&server, "a resumed watch", || server.requests().iter().filter(|r| r.is_pod_watch()).count() == 3).await;
     let requests = server.requests();
-    let resumed = requests.iter().filter(|r| r.is_pod_watch()).last().unwrap();
+    let resumed = requests.iter().rfind(|r| r.is_pod_watch()).unwrap();
     assert_eq!(resumed.query.get("resourceVersion"), Some(&bookmark_rv), "{}", format_log(&requests));
     assert_eq!(resumed.query.get("allowWatchBookmarks").map(String::as_str), Some("true"));
     assert_eq!(requests.iter().filter(|r| r.is_pod_list()).count(), 1, "no relist");
@@ -206,7 +210,10 @@ async fn outage_cuts_open_watches_and_refuses_requests() {
     let ended = tokio::time::timeout(Duration::from_secs(10), async { while raw.next().await.is_some() {} });
     ended.await.expect("the open watch to end when the server goes down");
     let err = pods.list(&ListParams::default()).await.expect_err("a list during the outage");
-    assert!(matches!(&err, kube::Error::HyperError(_) | kube::Error::Service(_)), "a connection error, not an API answer: {err:?}");
+    assert!(
+        matches!(&err, kube::Error::HyperError(_) | kube::Error::Service(_)),
+        "a connection error, not an API answer: {err:?}"
+    );
     assert!(server.requests().last().unwrap().refused());
 
     server.set_down(false);

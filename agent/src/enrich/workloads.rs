@@ -26,6 +26,9 @@ pub struct Workload {
     pub container: String,
     pub container_id: String,
     pub image: String,
+    /// The pod's controller (e.g. ReplicaSet web-5d8f), for events; not a series label.
+    pub owner_kind: String,
+    pub owner_name: String,
     /// The configured pod labels, as `label_<key>` (kube-state-metrics' naming).
     pub pod_labels: Vec<(&'static str, String)>,
 }
@@ -151,6 +154,8 @@ impl Workloads {
         };
         w.namespace = pod.namespace.clone();
         w.pod = pod.name.clone();
+        w.owner_kind = pod.owner_kind.clone();
+        w.owner_name = pod.owner_name.clone();
         w.pod_labels = self
             .label_keys
             .iter()

@@ -48,6 +48,8 @@ pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workl
                 pod = %w.pod,
                 container = %w.container,
                 container_id = %w.container_id,
+                owner_kind = %w.owner_kind,
+                owner_name = %w.owner_name,
                 "OOM kill"
             );
         }

@@ -41,21 +41,14 @@ fn containers(pod: &Pod) -> Vec<ContainerMeta> {
         regular.find(|c| c.name == name).map(|c| c.image.clone()).or_else(ephemeral).flatten()
     };
     let statuses = [&status.container_statuses, &status.init_container_statuses, &status.ephemeral_container_statuses];
-    statuses
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|s| container(s, &spec_image))
-        .collect()
+    statuses.into_iter().flatten().flatten().filter_map(|s| container(s, &spec_image)).collect()
 }
 
 fn container(status: &ContainerStatus, spec_image: &impl Fn(&str) -> Option<String>) -> Option<ContainerMeta> {
     // No ID yet (still pulling, or waiting on an init container): nothing to match a cgroup to.
     let (runtime, id) = split_container_id(status.container_id.as_deref()?)?;
-    let image = Some(status.image.clone())
-        .filter(|i| !i.is_empty())
-        .or_else(|| spec_image(&status.name))
-        .unwrap_or_default();
+    let image =
+        Some(status.image.clone()).filter(|i| !i.is_empty()).or_else(|| spec_image(&status.name)).unwrap_or_default();
     Some(ContainerMeta { name: status.name.clone(), id, runtime: runtime.to_string(), image })
 }
 
@@ -152,13 +145,17 @@ mod tests {
         assert_eq!((m.owner_kind.as_str(), m.owner_name.as_str()), ("ReplicaSet", "web-5d4f"));
         let labels: Vec<_> = m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("app", "web"), ("team", "checkout")]);
-        let got: Vec<_> = m.containers.iter().map(|c| (c.name.as_str(), c.id.as_str(), c.runtime.as_str(), c.image.as_str())).collect();
+        let got: Vec<_> = m
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.id.as_str(), c.runtime.as_str(), c.image.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
                 ("web", ID_A, "containerd", "docker.io/library/nginx:1.27"),
-                ("migrate", ID_B, "cri-o", "migrate:3"),        // image from the spec
-                ("debugger", ID_C, "docker", "busybox:1.36"),   // ephemeral, image from the spec
+                ("migrate", ID_B, "cri-o", "migrate:3"), // image from the spec
+                ("debugger", ID_C, "docker", "busybox:1.36"), // ephemeral, image from the spec
             ]
         );
     }
@@ -174,14 +171,16 @@ mod tests {
 
         let mut p = pod();
         p.spec = None;
-        p.status.as_mut().unwrap().init_container_statuses = Some(vec![status("migrate", Some(&format!("cri-o://{ID_B}")), "")]);
+        p.status.as_mut().unwrap().init_container_statuses =
+            Some(vec![status("migrate", Some(&format!("cri-o://{ID_B}")), "")]);
         let m = pod_meta(&p, &keys()).unwrap();
         assert_eq!(m.containers[1].image, "", "no status image and no spec: empty, not a panic");
     }
 
     #[test]
     fn malformed_container_ids_skip_the_container_only() {
-        for bad in ["", "containerd://", "containerd:/abc123", ID_A, "rkt://abc123", "containerd://not-hex!", "://abc"] {
+        for bad in ["", "containerd://", "containerd:/abc123", ID_A, "rkt://abc123", "containerd://not-hex!", "://abc"]
+        {
             let mut p = pod();
             p.status.as_mut().unwrap().container_statuses = Some(vec![status("web", Some(bad), "nginx")]);
             let m = pod_meta(&p, &keys()).unwrap();
@@ -194,7 +193,8 @@ mod tests {
     fn upper_case_ids_are_lowered_like_cgroup_paths() {
         let mut p = pod();
         let upper = ID_A.to_ascii_uppercase();
-        p.status.as_mut().unwrap().container_statuses = Some(vec![status("web", Some(&format!("containerd://{upper}")), "nginx")]);
+        p.status.as_mut().unwrap().container_statuses =
+            Some(vec![status("web", Some(&format!("containerd://{upper}")), "nginx")]);
         assert_eq!(pod_meta(&p, &keys()).unwrap().containers[0].id, ID_A);
     }
 

@@ -34,7 +34,11 @@ fn elsewhere() -> serde_json::Value {
 }
 
 fn watch(kubeconfig: PathBuf) -> PodIndex {
-    let cfg = PodConfig { node_name: NODE.into(), kubeconfig: Some(kubeconfig), label_keys: vec!["app".into(), "team".into()] };
+    let cfg = PodConfig {
+        node_name: NODE.into(),
+        kubeconfig: Some(kubeconfig),
+        label_keys: vec!["app".into(), "team".into()],
+    };
     spawn_watcher(cfg).expect("spawn_watcher")
 }
 
@@ -71,7 +75,10 @@ async fn labels_appear_change_and_disappear_with_pods() {
     assert_eq!(pod.labels.keys().collect::<Vec<_>>(), ["app", "team"], "only the configured label keys");
     let (owner, container) = index.container(WEB_ID).expect("web's container");
     assert_eq!(owner.uid, WEB);
-    assert_eq!((container.name.as_str(), container.runtime.as_str(), container.image.as_str()), ("web", "containerd", "nginx:1.27"));
+    assert_eq!(
+        (container.name.as_str(), container.runtime.as_str(), container.image.as_str()),
+        ("web", "containerd", "nginx:1.27")
+    );
     assert_eq!(index.len(), 1, "another node's pod must not be indexed");
 
     // A new pod arrives on the watch.

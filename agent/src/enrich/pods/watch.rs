@@ -3,6 +3,9 @@
 //! kube's `watcher` does the protocol work: list, watch from the list's resourceVersion,
 //! resume from the last seen version (bookmarks keep it fresh), relist after `410 Gone`.
 //! `default_backoff()` spaces out retries while the API server is unreachable.
+//! Below that, kube's client retries 429/503/504 answers itself, honouring `Retry-After`;
+//! we keep that default, as API priority and fairness expects of clients. It does mean an
+//! API that answers 503 is reported (and warned about) only once those retries run out.
 
 use std::{
     path::Path,
@@ -181,7 +184,8 @@ mod tests {
     #[test]
     fn warnings_are_rate_limited_and_410_is_not_one() {
         let mut health = Health::default();
-        let gone = watcher::Error::WatchError(Status::failure("too old resource version", "Expired").with_code(410).boxed());
+        let gone =
+            watcher::Error::WatchError(Status::failure("too old resource version", "Expired").with_code(410).boxed());
         assert!(!health.failed(&gone), "a 410 is routine");
         assert!(health.failing_since.is_none());
         let down = watcher::Error::NoResourceVersion;
