@@ -45,11 +45,25 @@ impl CgroupPaths {
     }
 
     /// The path of `id`, walking the tree first if it is unknown (and a walk is due).
+    /// The path of `id` if that cgroup exists now. A cached path is checked with one
+    /// `stat` (cgroup ids are never reused, so a matching inode is the same cgroup),
+    /// which is how removed cgroups are noticed.
     pub fn path(&mut self, id: u64) -> Option<Arc<str>> {
-        if !self.by_id.contains_key(&id) && self.walk_due() {
+        if let Some(path) = self.by_id.get(&id) {
+            if self.exists(path, id) {
+                return Some(path.clone());
+            }
+            self.by_id.remove(&id);
+        }
+        if self.walk_due() {
             self.walk();
         }
         self.by_id.get(&id).cloned()
+    }
+
+    fn exists(&self, path: &str, id: u64) -> bool {
+        let Some(root) = &self.root else { return false };
+        std::fs::metadata(root.join(path.trim_start_matches('/'))).is_ok_and(|m| m.ino() == id)
     }
 
     fn walk_due(&self) -> bool {
@@ -92,6 +106,10 @@ mod tests {
         assert_eq!(paths.path(ino(&dir)).as_deref(), Some("/"));
         assert_eq!(paths.path(ino(&dir.join("a/b"))).as_deref(), Some("/a/b"));
         assert_eq!(paths.path(u64::MAX), None);
+        // A removed cgroup is noticed, even though its path was cached.
+        let b = ino(&dir.join("a/b"));
+        std::fs::remove_dir(dir.join("a/b")).unwrap();
+        assert_eq!(paths.path(b), None);
         std::fs::remove_dir_all(&dir).unwrap();
 
         let procfs = std::env::temp_dir().join(format!("sonde-proc-test-{}", std::process::id()));

@@ -25,17 +25,6 @@ pub enum Runtime {
     Unknown,
 }
 
-impl Runtime {
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Containerd => "containerd",
-            Runtime::Crio => "cri-o",
-            Runtime::Docker => "docker",
-            Runtime::Unknown => "",
-        }
-    }
-}
-
 /// What a cgroup path says about the pod and container it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupIdentity {

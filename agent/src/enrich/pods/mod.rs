@@ -93,6 +93,7 @@ impl PodIndex {
         Some((pod, container))
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.read(|s| s.pods.len())
     }
