@@ -126,6 +126,19 @@ impl Agent {
     pub fn scrape(&self) -> Exposition {
         parse_exposition(&scrape(self.addr, None))
     }
+
+    /// Scrapes until `pred` holds, or panics after 15 s naming `what`, with the log.
+    pub fn scrape_until(&self, what: &str, pred: impl Fn(&Exposition) -> bool) -> Exposition {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let e = self.scrape();
+            if pred(&e) {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "{what} not seen within 15s; agent log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Agent {
@@ -261,6 +274,15 @@ fn parse_sample(line: &str) -> Option<Sample> {
         v => v.parse().ok()?,
     };
     Some(Sample { name: name.to_string(), labels, value })
+}
+
+/// A shell command for `sh -c` that makes `n` pipe round trips between two python3
+/// processes: each side blocks on every read, so there are at least 2n wakeups,
+/// each followed by a run-queue wait.
+pub fn pingpong_command(n: u32) -> String {
+    format!(
+        "exec python3 -c 'import os\nr1,w1=os.pipe();r2,w2=os.pipe()\nif os.fork()==0:\n for _ in range({n}): os.read(r1,1);os.write(w2,b\"x\")\n os._exit(0)\nfor _ in range({n}): os.write(w1,b\"x\");os.read(r2,1)\nos.wait()'"
+    )
 }
 
 /// The path of a peer program the tests need. Panics with how to install it:

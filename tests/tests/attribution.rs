@@ -3,9 +3,9 @@
 //! series carry that container's identity — its ID from the cgroup path alone, and
 //! its namespace, pod and container name once the (fake) API server knows the pod.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, require_bpf};
+use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, pingpong_command, require_bpf};
 
 /// A 64-hex container ID and a pod UID unique to this test run and `n`.
 fn ids(n: u32) -> (String, String) {
@@ -31,25 +31,10 @@ fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String {
     }
 }
 
-/// Wakes up `n` times inside `cg` (a pipe ping-pong: each read blocks).
+/// Wakes up at least 2n times inside `cg`.
 fn work(cg: &TestCgroup, n: u32) {
-    let script = format!(
-        "exec python3 -c 'import os\nr1,w1=os.pipe();r2,w2=os.pipe()\nif os.fork()==0:\n for _ in range({n}): os.read(r1,1);os.write(w2,b\"x\")\n os._exit(0)\nfor _ in range({n}): os.write(w1,b\"x\");os.read(r2,1)\nos.wait()'"
-    );
-    let out = cg.spawn(&script).wait_with_output().unwrap();
+    let out = cg.spawn(&pingpong_command(n)).wait_with_output().unwrap();
     assert!(out.status.success(), "workload failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn wait_for(agent: &Agent, what: &str, pred: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let e = agent.scrape();
-        if pred(&e) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "{what} not seen; agent log:\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -65,7 +50,7 @@ fn runqueue_samples_land_on_each_runtime_and_driver_by_container_id() {
         cgroups.push((cg, id));
     }
     let count = "cgroup_runqueue_latency_seconds_count";
-    let e = wait_for(&agent, "samples in every container", |e| {
+    let e = agent.scrape_until("samples in every container", |e| {
         cgroups.iter().all(|(_, id)| e.value(count, &[("container_id", id)]).is_some_and(|v| v >= 4_000.0))
     });
     for (cg, id) in &cgroups {
@@ -119,28 +104,28 @@ fn pod_names_follow_the_api_and_survive_an_outage() {
             e.find(count, &want).count() == 1
         }
     };
-    wait_for(&agent, "pod names", labelled(&[("namespace", "shop"), ("pod", "web-1"), ("container", "app"), ("label_app", "web")]));
+    agent.scrape_until("pod names", labelled(&[("namespace", "shop"), ("pod", "web-1"), ("container", "app"), ("label_app", "web")]));
 
     api.update_pod(&uid, |p| p["metadata"]["labels"]["app"] = "web-canary".into());
-    wait_for(&agent, "the changed label", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
+    agent.scrape_until("the changed label", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
 
     api.set_down(true);
     std::thread::sleep(Duration::from_secs(2));
     work(&cg, 200);
-    let e = wait_for(&agent, "labels kept through the outage", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
+    let e = agent.scrape_until("labels kept through the outage", labelled(&[("pod", "web-1"), ("label_app", "web-canary")]));
     assert!(e.find(count, &[("container_id", &id), ("pod", "")]).next().is_none(), "nothing forgotten during the outage");
     // A container that starts during the outage is labelled by its ID alone.
     let (id2, uid2) = ids(11);
     let cg2 = TestCgroup::at_path(&kubelet_path("cgroupfs", "containerd", &uid2, &id2));
     work(&cg2, 500);
-    wait_for(&agent, "the new container by id", |e| {
+    agent.scrape_until("the new container by id", |e| {
         let want = [("container_id", id2.as_str())];
         e.find(count, &want).count() == 1
     });
 
     api.set_down(false);
     api.delete_pod(&uid);
-    wait_for(&agent, "names gone with the pod", |e| {
+    agent.scrape_until("names gone with the pod", |e| {
         let want = [("container_id", id.as_str())];
         let s: Vec<_> = e.find(count, &want).collect();
         s.len() == 1 && s[0].labels.get("pod").is_none_or(|p| p.is_empty())

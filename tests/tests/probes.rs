@@ -5,25 +5,12 @@
 
 use std::{
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, require_binary, require_bpf};
+use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, pingpong_command, require_binary, require_bpf};
 
 const FAST: &[&str] = &["--probe-interval", "200ms"];
-
-/// Scrapes until `pred` holds (the agent reads its maps every 200ms).
-fn eventually(agent: &Agent, what: &str, pred: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = agent.scrape();
-        if pred(&e) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "{what} not seen within 10s; agent log:\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn probe_up(agent: &Agent, probe: &str) {
     let e = agent.scrape();
@@ -36,16 +23,11 @@ fn runqueue_latency_counts_each_wakeup_in_its_cgroup() {
     let agent = Agent::start(&[&["--probes", "runqueue"], FAST].concat());
     probe_up(&agent, "runqueue");
     let cg = TestCgroup::new("runq");
-    // N pipe round trips between two processes: each side blocks on every read,
-    // so the cgroup sees at least 2N wakeups, each followed by a run-queue wait.
     const N: u64 = 20_000;
-    let script = format!(
-        "exec python3 -c 'import os\nr1,w1=os.pipe();r2,w2=os.pipe()\nif os.fork()==0:\n for _ in range({N}): os.read(r1,1);os.write(w2,b\"x\")\n os._exit(0)\nfor _ in range({N}): os.write(w1,b\"x\");os.read(r2,1)\nos.wait()'"
-    );
-    let out = cg.spawn(&script).wait_with_output().unwrap();
+    let out = cg.spawn(&pingpong_command(N as u32)).wait_with_output().unwrap();
     assert!(out.status.success(), "workload failed: {}", String::from_utf8_lossy(&out.stderr));
     let name = "cgroup_runqueue_latency_seconds_count";
-    let e = eventually(&agent, "the cgroup's histogram", |e| e.value(name, &[("cgroup", &cg.rel)]).is_some_and(|v| v >= (2 * N) as f64));
+    let e = agent.scrape_until("the cgroup's histogram", |e| e.value(name, &[("cgroup", &cg.rel)]).is_some_and(|v| v >= (2 * N) as f64));
     let count = e.value(name, &[("cgroup", &cg.rel)]).unwrap();
     // Process start-up and exit add a few hundred wakeups of their own; not thousands.
     assert!(count <= (2 * N + 5_000) as f64, "{count} samples for {N} round trips");
@@ -78,7 +60,7 @@ fn oom_kill_yields_one_event_with_pid_comm_and_cgroup() {
     assert_eq!(event["fields"]["cgroup_id"].as_u64(), Some(cg.id()), "{event}");
     let kills = agent.log_json().iter().filter(|v| v["fields"]["message"] == "OOM kill" && v["fields"]["pid"].as_u64() == Some(pid)).count();
     assert_eq!(kills, 1, "one kill, one event");
-    eventually(&agent, "cgroup_oom_kills_total", |e| e.value("cgroup_oom_kills_total", &[("cgroup", &cg.rel)]) == Some(1.0));
+    agent.scrape_until("cgroup_oom_kills_total", |e| e.value("cgroup_oom_kills_total", &[("cgroup", &cg.rel)]) == Some(1.0));
 }
 
 /// A loop device over a sparse file, detached on drop.
@@ -146,7 +128,7 @@ fn block_io_matches_the_devices_own_stats() {
     }
     let sys1 = disk.stat();
     let d = |i: usize| (sys1[i] - sys0[i]) as f64;
-    let e1 = eventually(&agent, "the loop device's I/O", |e| {
+    let e1 = agent.scrape_until("the loop device's I/O", |e| {
         ours(e, "disk_io_requests_total", "read") - ours(&e0, "disk_io_requests_total", "read") >= d(0)
             && ours(e, "disk_io_requests_total", "write") - ours(&e0, "disk_io_requests_total", "write") >= d(2)
     });
@@ -209,7 +191,7 @@ fn tcp_connects_to_a_closed_port_are_failures_and_open_ones_are_timed() {
     assert!(out.status.success(), "client failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), FAILS.to_string(), "every connect to the closed port was refused");
     let labels = [("cgroup", cg.rel.as_str())];
-    let e = eventually(&agent, "the connects", |e| {
+    let e = agent.scrape_until("the connects", |e| {
         e.value("cgroup_tcp_connect_failures_total", &labels) == Some(FAILS as f64)
             && e.value("cgroup_tcp_connects_total", &labels) == Some(OK as f64)
     });

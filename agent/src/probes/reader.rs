@@ -3,20 +3,28 @@
 
 use std::{
     collections::HashMap,
+    fmt,
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
 use sonde_probe_abi::DiskKey;
 
-use super::{cost::ProgramCost, load::Loaded, maps::Snapshot};
+use prometheus_client::encoding::DescriptorEncoder;
+use sonde_probe_abi::Hist;
+
+use super::{
+    cost::ProgramCost,
+    load::Loaded,
+    maps::{CgroupData, Snapshot, prometheus_buckets},
+};
 use crate::{
     config::Probe,
     enrich::{
         disks::DiskNames,
         workloads::{Workload, Workloads},
     },
-    export::families::Labels,
+    export::families::{self, HistogramSample, Labels},
 };
 
 /// One read of the probes with everything the metrics need to name it.
@@ -32,6 +40,25 @@ pub struct Reading {
 }
 
 impl Reading {
+    /// One histogram family over every cgroup that has the histogram `pick` selects.
+    pub fn encode_cgroup_histogram(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: fn(&CgroupData) -> Option<&Hist>,
+    ) -> fmt::Result {
+        families::histogram(
+            enc,
+            name,
+            help,
+            self.snapshot.cgroups.iter().filter_map(|(id, d)| {
+                let (sum, buckets) = prometheus_buckets(pick(d)?);
+                Some(HistogramSample { labels: self.labels(*id), sum, buckets })
+            }),
+        )
+    }
+
     /// The labels of a per-cgroup series: namespace, pod, container, container_id, cgroup.
     pub fn labels(&self, id: u64) -> Labels {
         match self.workloads.get(&id) {

@@ -5,8 +5,8 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use sonde_probe_abi::CgroupCounters;
 
-use super::{maps::prometheus_buckets, reader::Reading};
-use crate::export::families::{self, HistogramSample, Labels};
+use super::reader::Reading;
+use crate::export::families::{self, Labels};
 
 pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
     let counters: Vec<(Labels, CgroupCounters)> = r
@@ -34,13 +34,10 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "Outgoing TCP connects that failed (refused, reset or timed out), by the caller's cgroup.",
         |c| c.tcp_connect_failures,
     )?;
-    families::histogram(
+    r.encode_cgroup_histogram(
         enc,
         "cgroup_tcp_connect_latency_seconds",
         "Time from SYN sent to connection established, by the caller's cgroup.",
-        r.snapshot.cgroups.iter().filter_map(|(id, d)| {
-            let (sum, buckets) = prometheus_buckets(d.connect.as_ref()?);
-            Some(HistogramSample { labels: r.labels(*id), sum, buckets })
-        }),
+        |d| d.connect.as_ref(),
     )
 }

@@ -1,6 +1,7 @@
 //! What the bench starts or changes on the machine, each undone when dropped: child
-//! processes, a temp directory, a loop device, the `kernel.bpf_stats_enabled` sysctl.
-//! An error or Ctrl-C half-way therefore leaves no agent, peer, bpftrace or loop device behind.
+//! processes, a temp directory, a loop device, the `kernel.bpf_stats_enabled` sysctl
+//! (and, in `kubepods`, the containers' cgroups). An error or Ctrl-C half-way therefore
+//! leaves no agent, peer, bpftrace, loop device or cgroup behind.
 
 use std::{
     fs, io,
@@ -74,8 +75,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// Spawns `cmd` with its stdin on /dev/null.
     pub fn spawn(name: &str, mut cmd: Command) -> Result<Self> {
         cmd.stdin(Stdio::null());
+        Self::spawn_with_stdin(name, cmd)
+    }
+
+    /// Spawns `cmd` with the stdin it was given (by default, ours).
+    pub fn spawn_with_stdin(name: &str, mut cmd: Command) -> Result<Self> {
         // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child if xtask dies
         // without unwinding (SIGKILL), so nothing outlives the bench.
         unsafe {
@@ -141,12 +148,16 @@ pub fn run_bounded(name: &str, cmd: Command, timeout: Duration) -> Result<Durati
     Ok(start.elapsed())
 }
 
-/// A scratch directory under /tmp for logs and the loop device's backing file.
+/// The scratch directory's name, before the xtask's pid.
+pub const TEMP_DIR_PREFIX: &str = "sonde-bench-agent-";
+
+/// A scratch directory under /tmp for logs, the loop device's backing file and the list of
+/// cgroups the bench created.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("sonde-bench-agent-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("{TEMP_DIR_PREFIX}{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self(path))

@@ -1,6 +1,6 @@
 //! `cargo xtask bench agent`: what the agent costs a node, next to the tools it replaces.
 //!
-//! Two benchmarks, in one run, in rounds that interleave the two sides and alternate which
+//! Three benchmarks, in one run, in rounds that interleave the sides and alternate which
 //! goes first (this VM is shared and noisy, so we report the median and min–max over rounds):
 //!
 //! 1. Scrape cost, Sonde agent (all probes on) vs node_exporter (default collectors plus
@@ -12,11 +12,18 @@
 //!    its own `sonde_bpf_program_*` metrics; bpftrace's run-queue histogram and a near-empty
 //!    bpftrace program (this VM's floor per BPF run) from `bpftool prog show` deltas.
 //!    This is what every context switch and block request pays for always-on probes.
+//! 3. Containers: the agent's scrape cost (as in 1) with 0, 100 and 200 kubelet-style
+//!    container cgroups on the node, each with a process that keeps waking up, and what each
+//!    container adds: scrape CPU, wall time, RSS, series. No peer: cAdvisor is not installable
+//!    here.
 //!
-//! The table goes to stdout and, as the `bench:agent` section, to BENCHMARKS.md.
+//! The tables go to stdout and, as the `bench:agent` and `bench:containers` sections, to
+//! BENCHMARKS.md.
 
+mod containers;
 mod guard;
 mod http;
+mod kubepods;
 mod probes;
 mod prom;
 mod report;
@@ -35,10 +42,19 @@ const ROUNDS: usize = 5;
 /// The agent's probe map reading interval in this bench (its cost metrics move this often).
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const PROBE_INTERVAL_FLAG: &str = "1s";
-const PEERS: [&str; 6] = ["prometheus-node-exporter", "bpftrace", "bpftool", "losetup", "dd", "python3"];
+const PEERS: [&str; 7] = ["prometheus-node-exporter", "bpftrace", "bpftool", "losetup", "dd", "python3", "bash"];
 
 pub fn run() -> Result<()> {
-    preflight()?;
+    let cgroups = preflight()?;
+    if let Ok(r) = std::env::var("DEVHACK_CONTAINERS") {
+        guard::stop_on_interrupt();
+        let machine = report::Machine::detect();
+        let dir = TempDir::new()?;
+        let rounds: usize = r.parse()?;
+        let containers = containers::bench(rounds, &dir, &cgroups)?;
+        println!("{}", report::render_containers(&machine, rounds, &cgroups.describe(), &containers));
+        return Ok(());
+    }
     crate::build::ebpf()?;
     say("building sonde-agent (release)");
     step::cargo(&["build", "--release", "-p", "sonde-agent"])?;
@@ -48,25 +64,34 @@ pub fn run() -> Result<()> {
     let dir = TempDir::new()?;
     let scrape = scrape::bench(ROUNDS, &dir)?;
     let probes = probes::bench(ROUNDS, &dir)?;
+    let containers = containers::bench(ROUNDS, &dir, &cgroups)?;
 
-    let section = report::render(&machine, ROUNDS, &scrape, &probes);
-    println!("{section}");
-    let path = report::write_section(&section)?;
+    let agent = report::render(&machine, ROUNDS, &scrape, &probes);
+    let per_container = report::render_containers(&machine, ROUNDS, &cgroups.describe(), &containers);
+    println!("{agent}\n{per_container}");
+    report::write_section(report::AGENT, &agent)?;
+    let path = report::write_section(report::CONTAINERS, &per_container)?;
     say(&format!("results written to {}", path.display()));
     Ok(())
 }
 
-/// Fails early, before the long builds, if this machine cannot run the bench.
-fn preflight() -> Result<()> {
+/// Fails early, before the long builds, if this machine cannot run the bench; returns the
+/// cgroup hierarchies the containers go in, and removes cgroups a killed run left behind.
+fn preflight() -> Result<kubepods::Hierarchies> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("`cargo xtask bench agent` needs root: it loads eBPF probes and runs bpftrace");
+        bail!("`cargo xtask bench agent` needs root: it loads eBPF probes, runs bpftrace and creates cgroups");
     }
     let missing: Vec<&str> = PEERS.into_iter().filter(|p| !on_path(p)).collect();
     if !missing.is_empty() {
         bail!("missing on PATH: {} (`cargo xtask setup` installs the peers)", missing.join(", "));
     }
-    Ok(())
+    let cgroups = kubepods::Hierarchies::detect()?;
+    let swept = kubepods::sweep_stale();
+    if swept > 0 {
+        say(&format!("removed {swept} empty cgroups an interrupted earlier run left behind"));
+    }
+    Ok(cgroups)
 }
 
 fn on_path(program: &str) -> bool {

@@ -1,5 +1,6 @@
-//! The results as a Markdown section, printed and written into BENCHMARKS.md between the
-//! `bench:agent` markers (other benchmarks' sections in the file are left as they are).
+//! The results as Markdown sections, printed and written into BENCHMARKS.md between their
+//! markers: `bench:agent` (scrape and probe cost against the peers) and `bench:containers`
+//! (what each container adds). Other sections in the file are left as they are.
 
 use std::{fmt::Write as _, fs, path::PathBuf, process::Command};
 
@@ -7,14 +8,16 @@ use anyhow::{Context, Result};
 
 use super::{
     PROBE_INTERVAL_FLAG,
+    containers::{self, COUNTS},
     probes::{self, BLOCK, SCHED},
     scrape::{NODE_EXPORTER, SONDE},
     stats::{Samples, Spread},
 };
 use crate::step;
 
-const START: &str = "<!-- bench:agent:start -->";
-const END: &str = "<!-- bench:agent:end -->";
+/// The sections this bench writes, by marker name.
+pub const AGENT: &str = "agent";
+pub const CONTAINERS: &str = "containers";
 const NEW_FILE_HEADER: &str = "# Benchmarks\n\n\
 Written by `cargo xtask bench ...`; each command replaces only its own section, with the numbers of its latest run.\n\n";
 
@@ -55,20 +58,26 @@ fn first_line(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&text).lines().next().unwrap_or("unknown").trim().to_string()
 }
 
+impl Machine {
+    fn run_line(&self) -> String {
+        format!(
+            "Run {} on {} CPUs ({}), kernel {}: a shared, noisy VM.",
+            self.date, self.cpus, self.cpu_model, self.kernel
+        )
+    }
+}
+
 pub fn render(m: &Machine, rounds: usize, scrape: &Samples, probes: &Samples) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
         "## cargo xtask bench agent\n\n\
-         Run {date} on {cpus} CPUs ({cpu}), kernel {kernel}: a shared, noisy VM.\n\
+         {run}\n\
          Command: `cargo xtask bench agent`, {rounds} rounds; each round runs every side once, \
          alternating which goes first.\n\
          Peers: {ne}; {bt}.\n\
          Cells: median over rounds (min–max). Ratios are taken round by round, then summarised.\n\n",
-        date = m.date,
-        cpus = m.cpus,
-        cpu = m.cpu_model,
-        kernel = m.kernel,
+        run = m.run_line(),
         ne = m.node_exporter,
         bt = m.bpftrace,
     );
@@ -167,6 +176,121 @@ fn probe_section(s: &mut String, d: &Samples) {
     );
 }
 
+/// The `bench:containers` section: the agent at 0, 100 and 200 containers, and per container.
+pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples) -> String {
+    let [none, half, most] = COUNTS;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "## cargo xtask bench agent: containers\n\n\
+         {}\n\
+         Command: `cargo xtask bench agent` (this section and the one above come from the same run), \
+         {rounds} rounds; each round measures the agent with {none}, {half} and {most} containers on the \
+         node, in turn, alternating the order.\n\
+         Cells: median over rounds (min–max). Per-container figures are taken round by round \
+         (the round's {most}-container value minus its {none}-container value, over {most}), then \
+         summarised.\n\n\
+         Containers as the kubelet (systemd driver) and containerd make them: \
+         `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice/cri-containerd-<id>.scope`, \
+         one pod per container, at the same path in each hierarchy of {cgroups}, with unique names \
+         every round. In each, one process: a bash loop that wakes up 5 times a second (`read -t 0.2` \
+         on a pipe nobody writes to; no fork per wakeup), moved into the container's cgroup in every \
+         hierarchy, so every container has run-queue latency in the agent's per-cgroup probe map. \
+         Per round and case: create the containers, start the agent fresh (all probes, \
+         `--probe-interval {PROBE_INTERVAL_FLAG}`), wait until each container has its run-queue series on \
+         /metrics, then measure as the scrape cost above (3 s idle, 3 warm-up scrapes, at least 200 \
+         scrapes and 3 s), stop the agent, remove the containers. A scrape reads every pod and \
+         container cgroup's files for the cAdvisor-style `container_*` families (v2 and v1 files on \
+         this hybrid host) and adds the probes' per-cgroup series.\n\n\
+         | per round | {none} containers | {half} containers | {most} containers |\n\
+         |---|---|---|---|\n",
+        m.run_line(),
+    );
+    let rows = [
+        ("CPU per scrape (ms)", "cpu_ms"),
+        ("wall time per scrape (ms)", "wall_ms"),
+        ("RSS after scraping (MiB)", "rss_mib"),
+        ("series (sample lines)", "series"),
+        ("… of which name the bench's containers", "ours"),
+        ("agent idle CPU (ms per s)", "idle_ms_per_s"),
+        ("the containers' own CPU (ms per s)", "load_ms_per_s"),
+        ("scrapes measured", "scrapes"),
+    ];
+    for (label, measure) in rows {
+        let cells: Vec<String> = COUNTS.iter().map(|&n| cell(d.spread(&containers::key(n, measure)))).collect();
+        let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+    }
+    let _ = write!(
+        s,
+        "\n| per container | {none} → {most} | {none} → {half} | {half} → {most} | ({half} → {most}) / ({none} → {half}) |\n\
+         |---|---|---|---|---|\n"
+    );
+    let labels = [
+        ("cpu_ms", "scrape CPU (µs)"),
+        ("wall_ms", "scrape wall time (µs)"),
+        ("rss_mib", "RSS growth (KiB)"),
+        ("series", "series"),
+        ("idle_ms_per_s", "agent idle CPU (µs per s)"),
+    ];
+    for (measure, label) in labels {
+        let k = |span: &str| containers::per_key(span, measure);
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} | {} |",
+            cell(d.spread(&k("per"))),
+            cell(d.spread(&k("per_lo"))),
+            cell(d.spread(&k("per_hi"))),
+            cell(d.ratio(&k("per_hi"), &k("per_lo"))),
+        );
+    }
+    let median = |key: &str| d.spread(key).map(|r| r.median);
+    let per = |measure: &str| median(&containers::per_key("per", measure));
+    let at = |n: usize, measure: &str| median(&containers::key(n, measure));
+    let _ = write!(
+        s,
+        "\n- **Bar** (from the issue): scrape CPU and RSS growth stay linear and small (figures per \
+         container). It sets no number for \"small\", so there is no PASS/MISS here, only the figures: \
+         each container adds {cpu} µs of agent CPU per scrape, {rss} KiB of agent RSS and {series} series; \
+         a scrape at {most} containers costs {cpu_most} ms of CPU against {cpu_none} ms with none, and the \
+         agent's RSS is {rss_most} MiB against {rss_none} MiB.\n\
+         - **Linearity**: scrape CPU {cpu_lin}; RSS {rss_lin}; series {series_lin}.\n\
+         - **No peer**: cAdvisor (what the kubelet's `/metrics/cadvisor` runs, and what these \
+         `container_*` families copy) is not installable on this VM, so there is no side-by-side \
+         figure for it here.\n",
+        cpu = value(per("cpu_ms")),
+        rss = value(per("rss_mib")),
+        series = value(per("series")),
+        cpu_most = value(at(most, "cpu_ms")),
+        cpu_none = value(at(none, "cpu_ms")),
+        rss_most = value(at(most, "rss_mib")),
+        rss_none = value(at(none, "rss_mib")),
+        cpu_lin = linearity(d, "cpu_ms", "µs"),
+        rss_lin = linearity(d, "rss_mib", "KiB"),
+        series_lin = linearity(d, "series", "series"),
+    );
+    s
+}
+
+/// Whether a measure grows linearly with containers: the per-container cost over the second
+/// hundred against the first, judged against the rounds' spread.
+fn linearity(d: &Samples, measure: &str, unit: &str) -> String {
+    let [none, half, most] = COUNTS;
+    let (lo, hi) = (d.spread(&containers::per_key("per_lo", measure)), d.spread(&containers::per_key("per_hi", measure)));
+    let (Some(lo), Some(hi)) = (lo, hi) else { return "n/a".into() };
+    let judged = if lo.min <= hi.max && hi.min <= lo.max {
+        "linear within this VM's noise: the two halves' per-round ranges overlap"
+    } else if hi.median > lo.median {
+        "grows faster than linear: the second half's per-round range lies above the first's"
+    } else {
+        "grows slower than linear: the second half's per-round range lies below the first's"
+    };
+    format!(
+        "{} {unit} per container from {none} to {half}, {} {unit} from {half} to {most} (medians), {judged}",
+        num(lo.median),
+        num(hi.median)
+    )
+}
+
 fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "MISS" }
 }
@@ -191,25 +315,30 @@ fn num(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// Replaces the `bench:agent` section of BENCHMARKS.md (or adds it, or creates the file).
-pub fn write_section(section: &str) -> Result<PathBuf> {
+/// Replaces the `bench:<name>` section of BENCHMARKS.md (or adds it, or creates the file).
+pub fn write_section(name: &str, section: &str) -> Result<PathBuf> {
+    let (start, end) = markers(name);
     let path = step::workspace_root().join("BENCHMARKS.md");
     let old = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let new = splice(&old, &format!("{START}\n{}\n{END}\n", section.trim_end()));
+    let new = splice(&old, &start, &end, &format!("{start}\n{}\n{end}\n", section.trim_end()));
     let tmp = path.with_extension("md.tmp");
     fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(path)
 }
 
-fn splice(old: &str, section: &str) -> String {
-    match (old.find(START), old.find(END)) {
+fn markers(name: &str) -> (String, String) {
+    (format!("<!-- bench:{name}:start -->"), format!("<!-- bench:{name}:end -->"))
+}
+
+fn splice(old: &str, start_marker: &str, end_marker: &str, section: &str) -> String {
+    match (old.find(start_marker), old.find(end_marker)) {
         (Some(start), Some(end)) if end > start => {
-            let after = &old[end + END.len()..];
+            let after = &old[end + end_marker.len()..];
             format!("{}{section}{}", &old[..start], after.strip_prefix('\n').unwrap_or(after))
         }
         _ if old.trim().is_empty() => format!("{NEW_FILE_HEADER}{section}"),
@@ -223,11 +352,18 @@ mod tests {
 
     #[test]
     fn replaces_only_its_own_section() {
-        let old = format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{START}\nold\n{END}\ntail\n");
-        let new = splice(&old, &format!("{START}\nnew\n{END}\n"));
-        assert_eq!(new, format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{START}\nnew\n{END}\ntail\n"));
-        assert!(splice("", "S\n").starts_with("# Benchmarks"));
-        assert_eq!(splice("# B\n", "S\n"), "# B\n\nS\n");
+        let (start, end) = markers(AGENT);
+        let old = format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nold\n{end}\ntail\n");
+        let new = splice(&old, &start, &end, &format!("{start}\nnew\n{end}\n"));
+        assert_eq!(new, format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nnew\n{end}\ntail\n"));
+        assert!(splice("", &start, &end, "S\n").starts_with("# Benchmarks"));
+        assert_eq!(splice("# B\n", &start, &end, "S\n"), "# B\n\nS\n");
+        // A second section of the same command goes after the first, then is replaced in place.
+        let (c_start, c_end) = markers(CONTAINERS);
+        let both = splice(&new, &c_start, &c_end, &format!("{c_start}\nc1\n{c_end}\n"));
+        assert!(both.ends_with(&format!("tail\n\n{c_start}\nc1\n{c_end}\n")));
+        let again = splice(&both, &c_start, &c_end, &format!("{c_start}\nc2\n{c_end}\n"));
+        assert_eq!(again, both.replace("c1", "c2"));
     }
 
     #[test]

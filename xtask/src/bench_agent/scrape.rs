@@ -72,7 +72,8 @@ fn start_node_exporter(dir: &TempDir) -> Result<(Running, u16)> {
     Ok((ne, port))
 }
 
-fn measure(process: &Running, port: u16, peer: &str, samples: &mut Samples) -> Result<()> {
+/// Measures one started process into `samples` under `<peer>/...`; returns the last scrape.
+pub fn measure(process: &Running, port: u16, peer: &str, samples: &mut Samples) -> Result<String> {
     let pid = process.pid();
     let idle = idle_cpu_rate(pid)?;
     for _ in 0..WARM_UP_SCRAPES {
@@ -101,7 +102,7 @@ fn measure(process: &Running, port: u16, peer: &str, samples: &mut Samples) -> R
     samples.push(&format!("{peer}/series"), prom::sample_lines(&body).count() as f64);
     samples.push(&format!("{peer}/idle_ms_per_s"), idle * 1e3);
     samples.push(&format!("{peer}/scrapes"), n);
-    Ok(())
+    Ok(body)
 }
 
 fn scrape(port: u16) -> Result<String> {
@@ -121,7 +122,7 @@ fn idle_cpu_rate(pid: u32) -> Result<f64> {
 }
 
 /// utime + stime of the whole process (all threads, live or exited), from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32) -> Result<f64> {
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th.
     let after_comm = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
