@@ -18,6 +18,7 @@ pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
     sock_cgroup: 0,
     sock_protocol: 0,
     request_q: 0,
+    request_bio: 0,
     request_cmd_flags: 0,
     request_data_len: 0,
     request_queue_disk: 0,

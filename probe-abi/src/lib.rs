@@ -83,6 +83,24 @@ impl DiskStats {
 pub struct DiskStart {
     pub ts_ns: u64,
     pub key: DiskKey,
+    /// The cgroup that submitted the request's first bio.
+    pub cgroup_id: u64,
+}
+
+/// Key of `CGROUP_IO`: block I/O by the submitting cgroup, device and operation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CgroupIoKey {
+    pub cgroup_id: u64,
+    pub disk: DiskKey,
+}
+
+/// Per-cgroup block I/O totals (completed requests and bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CgroupIo {
+    pub requests: u64,
+    pub bytes: u64,
 }
 
 /// What an in-progress TCP connect remembers between SYN_SENT and its outcome.
@@ -129,9 +147,11 @@ pub enum Loss {
     DiskStatsMapFull = 7,
     /// A kernel structure could not be read (offsets wrong or memory gone).
     KernelReadFailed = 8,
+    /// A cgroup's block I/O totals could not be created: the map was full.
+    CgroupIoMapFull = 9,
 }
 
-pub const LOSS_KINDS: usize = 9;
+pub const LOSS_KINDS: usize = 10;
 
 impl Loss {
     pub const ALL: [Loss; LOSS_KINDS] = [
@@ -144,6 +164,7 @@ impl Loss {
         Loss::DiskStartMapFull,
         Loss::DiskStatsMapFull,
         Loss::KernelReadFailed,
+        Loss::CgroupIoMapFull,
     ];
 
     /// (probe, reason) labels for `sonde_probe_events_lost_total`.
@@ -158,6 +179,7 @@ impl Loss {
             Loss::DiskStartMapFull => ("blockio", "start_map_full"),
             Loss::DiskStatsMapFull => ("blockio", "stats_map_full"),
             Loss::KernelReadFailed => ("all", "kernel_read_failed"),
+            Loss::CgroupIoMapFull => ("blockio", "cgroup_map_full"),
         }
     }
 }
@@ -181,6 +203,7 @@ pub struct KernelOffsets {
     pub sock_cgroup: u32,
     pub sock_protocol: u32,
     pub request_q: u32,
+    pub request_bio: u32,
     pub request_cmd_flags: u32,
     pub request_data_len: u32,
     pub request_queue_disk: u32,
@@ -196,6 +219,8 @@ mod user {
     unsafe impl aya::Pod for super::DiskKey {}
     unsafe impl aya::Pod for super::DiskStats {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::CgroupIoKey {}
+    unsafe impl aya::Pod for super::CgroupIo {}
 }
 
 #[cfg(test)]

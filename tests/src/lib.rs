@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod fake_apiserver;
+pub mod loopdev;
 
 use std::{
     collections::BTreeMap,

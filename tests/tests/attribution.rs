@@ -131,3 +131,24 @@ fn pod_names_follow_the_api_and_survive_an_outage() {
         s.len() == 1 && s[0].labels.get("pod").is_none_or(|p| p.is_empty())
     });
 }
+
+#[test]
+fn direct_io_is_counted_to_the_submitting_container() {
+    require_bpf!();
+    let agent = Agent::start(&["--probes", "blockio", "--probe-interval", "200ms"]);
+    let disk = sonde_tests::loopdev::LoopDevice::new(64);
+    let (id, uid) = ids(20);
+    let cg = TestCgroup::at_path(&kubelet_path("systemd", "cri-o", &uid, &id));
+    const BLOCKS: u64 = 200;
+    let out = cg
+        .spawn(&format!("exec dd if=/dev/zero of={} bs=64k count={BLOCKS} oflag=direct status=none", disk.dev))
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "dd: {}", String::from_utf8_lossy(&out.stderr));
+    let want = [("container_id", id.as_str()), ("device", disk.name()), ("op", "write")];
+    let e = agent.scrape_until("the container's writes", |e| {
+        e.value("cgroup_disk_io_bytes_total", &want).is_some_and(|v| v >= (BLOCKS * 65536) as f64)
+    });
+    assert_eq!(e.value("cgroup_disk_io_bytes_total", &want), Some((BLOCKS * 65536) as f64), "exactly what dd wrote");
+    assert!(e.value("cgroup_disk_io_requests_total", &want).is_some_and(|n| n >= 1.0));
+}

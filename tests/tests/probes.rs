@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, pingpong_command, require_binary, require_bpf};
+use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, loopdev::LoopDevice, pingpong_command, require_binary, require_bpf};
 
 const FAST: &[&str] = &["--probe-interval", "200ms"];
 
@@ -61,42 +61,6 @@ fn oom_kill_yields_one_event_with_pid_comm_and_cgroup() {
     let kills = agent.log_json().iter().filter(|v| v["fields"]["message"] == "OOM kill" && v["fields"]["pid"].as_u64() == Some(pid)).count();
     assert_eq!(kills, 1, "one kill, one event");
     agent.scrape_until("cgroup_oom_kills_total", |e| e.value("cgroup_oom_kills_total", &[("cgroup", &cg.rel)]) == Some(1.0));
-}
-
-/// A loop device over a sparse file, detached on drop.
-struct LoopDevice {
-    dev: String,
-    file: std::path::PathBuf,
-}
-
-impl LoopDevice {
-    fn new(mib: u64) -> LoopDevice {
-        let losetup = require_binary("losetup");
-        let file = std::env::temp_dir().join(format!("sonde-loop-{}.img", std::process::id()));
-        std::fs::File::create(&file).unwrap().set_len(mib << 20).unwrap();
-        let out = Command::new(losetup).args(["--find", "--show"]).arg(&file).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        LoopDevice { dev, file }
-    }
-
-    fn name(&self) -> &str {
-        self.dev.trim_start_matches("/dev/")
-    }
-
-    /// (reads completed, sectors read, writes completed, sectors written) from sysfs.
-    fn stat(&self) -> [u64; 4] {
-        let s = std::fs::read_to_string(format!("/sys/block/{}/stat", self.name())).unwrap();
-        let f: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-        [f[0], f[2], f[4], f[6]]
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-        let _ = std::fs::remove_file(&self.file);
-    }
 }
 
 #[test]

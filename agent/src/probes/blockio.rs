@@ -3,7 +3,7 @@
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
-use sonde_probe_abi::DiskKey;
+use sonde_probe_abi::{CgroupIo, DiskKey};
 
 use super::{maps::prometheus_buckets, reader::Reading};
 use crate::export::families::{self, HistogramSample, Labels};
@@ -22,8 +22,19 @@ pub fn op_name(op: u32) -> String {
 }
 
 fn labels(r: &Reading, key: &DiskKey) -> Labels {
-    let device = r.disk_names.get(key).cloned().unwrap_or_default();
+    let device = r.disk_names.get(&key.dev).cloned().unwrap_or_default();
     crate::labels!("device" => device, "op" => op_name(key.op))
+}
+
+/// Per-cgroup series: the workload's labels, then device and op.
+fn cgroup_io<'a>(r: &'a Reading, pick: fn(&CgroupIo) -> u64) -> impl Iterator<Item = (Labels, f64)> + 'a {
+    r.snapshot.cgroups.iter().flat_map(move |(id, d)| {
+        d.io.iter().map(move |(disk, io)| {
+            let mut l = r.labels(*id);
+            l.extend(labels(r, disk));
+            (l, pick(io) as f64)
+        })
+    })
 }
 
 pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
@@ -39,6 +50,18 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "disk_io_bytes",
         "Bytes of block I/O completed, by device and operation.",
         disks.iter().map(|(k, s)| (labels(r, k), s.bytes as f64)),
+    )?;
+    families::counter(
+        enc,
+        "cgroup_disk_io_requests",
+        "Block I/O requests completed, by the cgroup that submitted them, device and operation.",
+        cgroup_io(r, |io| io.requests),
+    )?;
+    families::counter(
+        enc,
+        "cgroup_disk_io_bytes",
+        "Bytes of block I/O completed, by the cgroup that submitted them, device and operation.",
+        cgroup_io(r, |io| io.bytes),
     )?;
     families::histogram(
         enc,

@@ -17,7 +17,7 @@ pub fn programs(probe: Probe) -> &'static [&'static str] {
         Probe::Runqueue => &["sched_wakeup", "sched_wakeup_new", "sched_switch"],
         Probe::Oom => &["mark_victim"],
         Probe::Tcp => &["tcp_retransmit_skb", "tcp_send_reset", "inet_sock_set_state"],
-        Probe::Blockio => &["block_rq_issue", "block_rq_complete"],
+        Probe::Blockio => &["block_bio_queue", "block_rq_issue", "block_rq_complete"],
     }
 }
 
@@ -96,6 +96,7 @@ fn load_object(cfg: &Config) -> Result<Loaded> {
         .map_max_entries("RUNQ_HIST", n)
         .map_max_entries("CONNECT_HIST", n)
         .map_max_entries("CGROUP_COUNTERS", n)
+        .map_max_entries("CGROUP_IO", n)
         .load(object::OBJECT)
         .context("loading the eBPF object (needs root, or CAP_BPF with CAP_PERFMON)")?;
     let maps = Maps::take(&mut ebpf)?;

@@ -8,7 +8,7 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use sonde_probe_abi::{CgroupCounters, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS};
+use sonde_probe_abi::{CgroupCounters, CgroupIo, CgroupIoKey, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS};
 
 /// What one read of the maps found: totals since load, summed over CPUs.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +23,8 @@ pub struct CgroupData {
     pub runqueue: Option<Hist>,
     pub connect: Option<Hist>,
     pub counters: Option<CgroupCounters>,
+    /// Block I/O this cgroup submitted, by device and operation.
+    pub io: Vec<(DiskKey, CgroupIo)>,
 }
 
 pub struct Maps {
@@ -30,6 +32,7 @@ pub struct Maps {
     connect: PerCpuHashMap<MapData, u64, Hist>,
     counters: PerCpuHashMap<MapData, u64, CgroupCounters>,
     disks: PerCpuHashMap<MapData, DiskKey, DiskStats>,
+    cgroup_io: PerCpuHashMap<MapData, CgroupIoKey, CgroupIo>,
     lost: PerCpuArray<MapData, u64>,
     /// Taken once by the OOM event reader.
     pub events: Option<RingBuf<MapData>>,
@@ -46,6 +49,7 @@ impl Maps {
             connect: map(ebpf, "CONNECT_HIST")?,
             counters: map(ebpf, "CGROUP_COUNTERS")?,
             disks: map(ebpf, "DISK_STATS")?,
+            cgroup_io: map(ebpf, "CGROUP_IO")?,
             lost: map(ebpf, "LOST")?,
             events: Some(map(ebpf, "EVENTS")?),
         })
@@ -70,6 +74,14 @@ impl Maps {
             }
             snap.cgroups.entry(id).or_default().counters = Some(c);
         }
+        for (key, per_cpu) in self.cgroup_io.iter().filter_map(Result::ok) {
+            let mut io = CgroupIo::default();
+            for x in per_cpu.iter() {
+                io.requests += x.requests;
+                io.bytes += x.bytes;
+            }
+            snap.cgroups.entry(key.cgroup_id).or_default().io.push((key.disk, io));
+        }
         for (key, per_cpu) in self.disks.iter().filter_map(Result::ok) {
             let mut d = DiskStats::ZERO;
             for x in per_cpu.iter() {
@@ -93,6 +105,11 @@ impl Maps {
             let _ = self.runqueue.remove(id);
             let _ = self.connect.remove(id);
             let _ = self.counters.remove(id);
+        }
+        let io_keys: Vec<CgroupIoKey> =
+            self.cgroup_io.keys().filter_map(Result::ok).filter(|k| dead.contains(&k.cgroup_id)).collect();
+        for key in &io_keys {
+            let _ = self.cgroup_io.remove(key);
         }
     }
 }

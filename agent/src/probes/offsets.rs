@@ -27,6 +27,7 @@ pub fn resolve(btf_path: &Path) -> Result<KernelOffsets> {
         sock_cgroup: off("sock.sk_cgrp_data")? + off("sock_cgroup_data.cgroup")?,
         sock_protocol: off("sock.sk_protocol")?,
         request_q: off("request.q")?,
+        request_bio: off("request.bio")?,
         request_cmd_flags: off("request.cmd_flags")?,
         request_data_len: off("request.__data_len")?,
         request_queue_disk: off("request_queue.disk")?,

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sonde_probe_abi::DiskKey;
 
 use prometheus_client::encoding::DescriptorEncoder;
 use sonde_probe_abi::Hist;
@@ -33,7 +32,8 @@ pub struct Reading {
     pub snapshot: Snapshot,
     /// cgroup id -> what ran there, for the ids in `snapshot`.
     pub workloads: HashMap<u64, Arc<Workload>>,
-    pub disk_names: HashMap<DiskKey, String>,
+    /// Device number (kernel encoding) -> name, for every device in `snapshot`.
+    pub disk_names: HashMap<u32, String>,
     pub costs: Vec<ProgramCost>,
     /// How long this read took (the agent's own cost, shown on /metrics).
     pub took: Duration,
@@ -91,7 +91,9 @@ pub fn spawn(
                     tracing::debug!(count = gone.len(), "forgetting cgroups gone for longer than the grace period");
                     loaded.maps.forget(&gone);
                 }
-                let disk_names = snapshot.disks.iter().map(|(k, _)| (*k, disks.name(k.dev))).collect();
+                let devs = snapshot.disks.iter().map(|(k, _)| k.dev);
+                let cgroup_devs = snapshot.cgroups.values().flat_map(|d| d.io.iter().map(|(k, _)| k.dev));
+                let disk_names = devs.chain(cgroup_devs).map(|dev| (dev, disks.name(dev))).collect();
                 let costs = super::cost::read(&loaded.ebpf, &up);
                 let reading = Reading { snapshot, workloads: resolved, disk_names, costs, took: started.elapsed() };
                 *latest.write().unwrap() = Some(Arc::new(reading));

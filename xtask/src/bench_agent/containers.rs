@@ -28,12 +28,11 @@ const ENTRIES_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The measures with a per-container figure: (key, factor from the key's unit to the
 /// per-container unit).
-pub const PER_CONTAINER: [(&str, f64); 5] = [
-    ("cpu_ms", 1e3),       // ms -> µs
-    ("wall_ms", 1e3),      // ms -> µs
-    ("rss_mib", 1024.0),   // MiB -> KiB
-    ("series", 1.0),       // sample lines
-    ("idle_ms_per_s", 1e3), // ms per s -> µs per s
+pub const PER_CONTAINER: [(&str, f64); 4] = [
+    ("cpu_ms", 1e3),     // ms -> µs
+    ("wall_ms", 1e3),    // ms -> µs
+    ("rss_mib", 1024.0), // MiB -> KiB
+    ("series", 1.0),     // sample lines
 ];
 
 /// The key of a measure in a case: `c200/cpu_ms`.

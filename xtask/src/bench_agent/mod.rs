@@ -46,15 +46,6 @@ const PEERS: [&str; 7] = ["prometheus-node-exporter", "bpftrace", "bpftool", "lo
 
 pub fn run() -> Result<()> {
     let cgroups = preflight()?;
-    if let Ok(r) = std::env::var("DEVHACK_CONTAINERS") {
-        guard::stop_on_interrupt();
-        let machine = report::Machine::detect();
-        let dir = TempDir::new()?;
-        let rounds: usize = r.parse()?;
-        let containers = containers::bench(rounds, &dir, &cgroups)?;
-        println!("{}", report::render_containers(&machine, rounds, &cgroups.describe(), &containers));
-        return Ok(());
-    }
     crate::build::ebpf()?;
     say("building sonde-agent (release)");
     step::cargo(&["build", "--release", "-p", "sonde-agent"])?;

@@ -25,6 +25,8 @@ Written by `cargo xtask bench ...`; each command replaces only its own section, 
 const MAX_CPU_RATIO: f64 = 0.2;
 const MAX_RSS_MIB: f64 = 30.0;
 const MAX_SCHED_SWITCH_NS: f64 = 100.0;
+/// Per-container costs of the first and second hundred containers this close count as linear.
+const LINEAR_WITHIN: f64 = 0.1;
 
 /// Where and when the bench ran, and the peers' versions.
 pub struct Machine {
@@ -201,7 +203,9 @@ pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples)
          /metrics, then measure as the scrape cost above (3 s idle, 3 warm-up scrapes, at least 200 \
          scrapes and 3 s), stop the agent, remove the containers. A scrape reads every pod and \
          container cgroup's files for the cAdvisor-style `container_*` families (v2 and v1 files on \
-         this hybrid host) and adds the probes' per-cgroup series.\n\n\
+         this hybrid host) and adds the probes' per-cgroup series. Idle CPU counts clock ticks \
+         (10 ms) over 3 s, so below 3.3 ms per s it reads 0; the containers' own CPU is their \
+         processes' utime+stime while the agent is measured.\n\n\
          | per round | {none} containers | {half} containers | {most} containers |\n\
          |---|---|---|---|\n",
         m.run_line(),
@@ -230,7 +234,6 @@ pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples)
         ("wall_ms", "scrape wall time (µs)"),
         ("rss_mib", "RSS growth (KiB)"),
         ("series", "series"),
-        ("idle_ms_per_s", "agent idle CPU (µs per s)"),
     ];
     for (measure, label) in labels {
         let k = |span: &str| containers::per_key(span, measure);
@@ -271,23 +274,28 @@ pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples)
     s
 }
 
-/// Whether a measure grows linearly with containers: the per-container cost over the second
-/// hundred against the first, judged against the rounds' spread.
+/// Whether a measure grows linearly with containers: the per-container cost of the second
+/// hundred against the first. Linear when the two agree within `LINEAR_WITHIN` or their
+/// per-round ranges overlap (this VM's noise); otherwise more or less than linear.
 fn linearity(d: &Samples, measure: &str, unit: &str) -> String {
     let [none, half, most] = COUNTS;
     let (lo, hi) = (d.spread(&containers::per_key("per_lo", measure)), d.spread(&containers::per_key("per_hi", measure)));
     let (Some(lo), Some(hi)) = (lo, hi) else { return "n/a".into() };
-    let judged = if lo.min <= hi.max && hi.min <= lo.max {
-        "linear within this VM's noise: the two halves' per-round ranges overlap"
-    } else if hi.median > lo.median {
-        "grows faster than linear: the second half's per-round range lies above the first's"
+    let ratio = hi.median / lo.median;
+    let judged = if (ratio - 1.0).abs() <= LINEAR_WITHIN {
+        format!("linear (within {:.0}%)", LINEAR_WITHIN * 100.0)
+    } else if lo.min <= hi.max && hi.min <= lo.max {
+        "linear within this VM's noise (the halves' per-round ranges overlap)".to_string()
+    } else if ratio > 1.0 {
+        "more than linear: the second hundred costs more per container, beyond the rounds' spread".to_string()
     } else {
-        "grows slower than linear: the second half's per-round range lies below the first's"
+        "less than linear: the second hundred costs less per container, beyond the rounds' spread".to_string()
     };
     format!(
-        "{} {unit} per container from {none} to {half}, {} {unit} from {half} to {most} (medians), {judged}",
+        "{} {unit} per container from {none} to {half}, {} {unit} from {half} to {most} (medians; {}×): {judged}",
         num(lo.median),
-        num(hi.median)
+        num(hi.median),
+        num(ratio),
     )
 }
 
