@@ -40,6 +40,7 @@ pub struct ContainerStats {
     tracked: Mutex<HashSet<Arc<str>>>,
     read_errors: AtomicU64,
     refused: AtomicU64,
+    unrecognized: AtomicU64,
     warned_cap: AtomicBool,
 }
 
@@ -62,6 +63,7 @@ impl ContainerStats {
             tracked: Mutex::new(HashSet::new()),
             read_errors: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            unrecognized: AtomicU64::new(0),
             warned_cap: AtomicBool::new(false),
         }
     }
@@ -69,7 +71,7 @@ impl ContainerStats {
     /// Every admitted cgroup's labels and values, now.
     fn scrape(&self) -> Vec<Tracked> {
         let Some((home, is_v2)) = walk::home(self.v2_root.as_deref(), &self.v1) else { return Vec::new() };
-        let admitted = self.admit(walk::find(home, is_v2, &self.v1));
+        let admitted = self.admit(walk::find(home, is_v2, &self.v1, &self.unrecognized));
         // Naming is in-memory lookups: one short hold for all, none across file reads.
         let workloads: Vec<Workload> = {
             let w = lock(&self.workloads);
@@ -140,6 +142,12 @@ impl Collector for ContainerStats {
             "sonde_containers_refused",
             "Pod and container cgroups left out of container_* metrics by the cap on tracked cgroups, counted at every scrape.",
             [(NO_LABELS, self.refused.load(Ordering::Relaxed) as f64)],
+        )?;
+        counter(
+            &mut enc,
+            "sonde_cgroup_names_unrecognized",
+            "Directories below kubepods whose names the kubelet does not write, skipped; counted at every scrape.",
+            [(NO_LABELS, self.unrecognized.load(Ordering::Relaxed) as f64)],
         )
     }
 }

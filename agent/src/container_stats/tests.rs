@@ -372,3 +372,16 @@ fn the_cap_keeps_served_cgroups_and_counts_the_rest() {
     let e = scrape_again(&c);
     assert_eq!(served(&e), [pod.clone(), first.clone()]);
 }
+
+#[test]
+fn names_the_kubelet_does_not_write_are_skipped_and_counted() {
+    let f = Fixture::new("names");
+    f.v2_cgroup(&pod_rel(), "", 1);
+    f.v2_cgroup(&container_rel(), "1\n", 1);
+    f.mkdir(&format!("unified{}/crio-conmon-{ID}.scope", pod_rel())); // expected: not counted
+    f.mkdir(&format!("unified{}/not-a-container", pod_rel()));
+    f.mkdir("unified/kubepods.slice/kubepods-burstable.slice/garbage.slice");
+    let (e, _) = scrape(f.collector(true, 100));
+    assert_eq!(v(&e, "sonde_cgroup_names_unrecognized_total", &[]), 2.0);
+    assert_eq!(e.find("container_processes", &[]).count(), 2, "the pod and its container are still served");
+}

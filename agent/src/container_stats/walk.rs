@@ -1,6 +1,7 @@
 //! Finding the pod and container cgroups, and deciding once per kubepods root which
 //! hierarchy serves each group of values.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -132,7 +133,9 @@ enum Level {
 /// Every pod-level and container cgroup below the kubepods root(s) of `home`,
 /// sorted by path. Not below a container: processes there (a container that made
 /// its own sub-cgroups) are the container's and already in its totals.
-pub fn find(home: &Path, v2: bool, v1: &V1Roots) -> Vec<Candidate> {
+/// Directories below kubepods whose names the kubelet does not write are skipped
+/// and counted in `unrecognized` (with a debug line naming them).
+pub fn find(home: &Path, v2: bool, v1: &V1Roots, unrecognized: &AtomicU64) -> Vec<Candidate> {
     let mut out = Vec::new();
     for top in TOPS {
         let dir = home.join(top);
@@ -150,7 +153,11 @@ pub fn find(home: &Path, v2: bool, v1: &V1Roots) -> Vec<Candidate> {
                     continue;
                 }
                 let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue }; // the kubelet writes ASCII
+                let Some(name) = name.to_str() else {
+                    unrecognized.fetch_add(1, Ordering::Relaxed); // the kubelet writes ASCII
+                    tracing::debug!(dir = %entry.path().display(), "cgroup name is not UTF-8; skipped");
+                    continue;
+                };
                 let child = format!("{rel}/{name}");
                 let identity = containers::parse(&child);
                 match (level, identity.map(|i| i.container.is_some())) {
@@ -161,8 +168,12 @@ pub fn find(home: &Path, v2: bool, v1: &V1Roots) -> Vec<Candidate> {
                         stack.push((entry.path(), child, Level::Pod, depth + 1));
                     }
                     (Level::Pod, Some(true)) => out.push(Candidate { rel: Arc::from(child), layout }),
-                    // Runtime helpers (CRI-O's conmon), names the kubelet does not write.
-                    _ => {}
+                    // Runtime helpers: CRI-O's monitor process sits beside its container.
+                    (Level::Pod, Some(false)) if name.starts_with("crio-conmon-") => {}
+                    _ => {
+                        unrecognized.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(cgroup = %child, "not a cgroup name the kubelet writes; skipped");
+                    }
                 }
             }
         }
