@@ -34,8 +34,6 @@ static BIO_CGROUP: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0)
 #[map]
 static CGROUP_IO: PerCpuHashMap<CgroupIoKey, CgroupIo> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
-/// The root cgroup: I/O whose submitter is unknown belongs to the host.
-const ROOT_CGROUP_ID: u64 = 1;
 
 #[map]
 static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
@@ -70,7 +68,7 @@ pub fn block_rq_issue(ctx: BtfTracePointContext) -> i32 {
     let bio_key = bio as u64;
     let cgroup_id = match unsafe { BIO_CGROUP.get(&bio_key) } {
         Some(c) => *c,
-        None => ROOT_CGROUP_ID,
+        None => kernel::ROOT_CGROUP_ID, // submitter unknown: the host's
     };
     let _ = BIO_CGROUP.remove(&bio_key);
     let start = DiskStart { ts_ns: unsafe { bpf_ktime_get_ns() }, key: disk_key(rq), cgroup_id };

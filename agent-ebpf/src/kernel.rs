@@ -70,6 +70,9 @@ pub fn read<T>(base: *const u8, off: usize) -> Option<T> {
     }
 }
 
+/// The root cgroup's id: what happens with no task or socket to blame is the host's.
+pub const ROOT_CGROUP_ID: u64 = 1;
+
 /// `cgrp->kn->id`: the cgroup v2 id, the same number as the directory's inode.
 #[inline(always)]
 pub fn cgroup_id(cgrp: *const u8) -> u64 {

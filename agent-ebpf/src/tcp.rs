@@ -25,8 +25,6 @@ static CONNECT_START: HashMap<u64, ConnectStart> = HashMap::with_max_entries(819
 #[map]
 static CONNECT_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
-/// The root cgroup's id: resets sent with no socket belong to the host.
-const ROOT_CGROUP_ID: u64 = 1;
 const IPPROTO_TCP: u16 = 6;
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -43,7 +41,8 @@ pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
-    let cgroup = if sk.is_null() { ROOT_CGROUP_ID } else { kernel::sock_cgroup_id(sk) };
+    // A reset sent with no socket (say, to a closed port) is the host's.
+    let cgroup = if sk.is_null() { kernel::ROOT_CGROUP_ID } else { kernel::sock_cgroup_id(sk) };
     count(cgroup, |c| c.tcp_resets_sent += 1);
     0
 }

@@ -233,11 +233,14 @@ impl Config {
                 .map_err(|e| format!("{}: {e}", where_file("probes.enabled")))?,
             (None, None) => Probe::ALL.to_vec(),
         };
-        let probe_interval = match (flags.probe_interval, &file.probes.interval) {
-            (Some(d), _) => d,
-            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("probes.interval")))?,
-            (None, None) => Duration::from_secs(5),
+        // A duration from its flag, else the file's field, else `default`.
+        let duration = |flag: Option<Duration>, field: &str, text: &Option<String>, default: Duration| match (flag, text) {
+            (Some(d), _) => Ok(d),
+            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file(field))),
+            (None, None) => Ok(default),
         };
+        let probe_interval =
+            duration(flags.probe_interval, "probes.interval", &file.probes.interval, Duration::from_secs(5))?;
         let max_cgroups = flags.max_cgroups.or(file.probes.max_cgroups).unwrap_or(1024);
         if max_cgroups == 0 {
             return Err(if flags.max_cgroups.is_some() {
@@ -246,11 +249,8 @@ impl Config {
                 format!("{}: must be at least 1", where_file("probes.max_cgroups"))
             });
         }
-        let cgroup_grace = match (flags.cgroup_grace, &file.probes.cgroup_grace) {
-            (Some(d), _) => d,
-            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("probes.cgroup_grace")))?,
-            (None, None) => Duration::from_secs(120),
-        };
+        let cgroup_grace =
+            duration(flags.cgroup_grace, "probes.cgroup_grace", &file.probes.cgroup_grace, Duration::from_secs(120))?;
         let pod_labels = match (&flags.pod_labels, file.kubernetes.pod_labels) {
             (Some(list), _) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             (None, Some(list)) => list,

@@ -55,9 +55,8 @@ fn installed(pkg: &str) -> bool {
 }
 
 fn install_packages() -> Result<()> {
-    let missing: Vec<_> = PACKAGES.iter().filter(|(p, _)| !installed(p)).collect();
-    for (p, why) in PACKAGES.iter().filter(|(p, _)| installed(p)) {
-        let _ = why;
+    let (present, missing): (Vec<_>, Vec<_>) = PACKAGES.iter().partition(|(p, _)| installed(p));
+    for (p, _) in &present {
         say(&format!("{p}: present"));
     }
     if missing.is_empty() {

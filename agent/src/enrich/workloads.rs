@@ -49,7 +49,7 @@ impl Workload {
     }
 
     /// A workload known only by its cgroup id (it vanished before it was named).
-    fn unnamed(id: u64) -> Workload {
+    pub fn unnamed(id: u64) -> Workload {
         Workload { cgroup: Arc::from(format!("id:{id}").as_str()), ..Workload::default() }
     }
 }

@@ -47,7 +47,7 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
     if cfg.probes.is_empty() {
         return (None, status);
     }
-    let mut loaded = match load_object(cfg) {
+    let (mut loaded, btf) = match load_object(cfg) {
         Ok(l) => l,
         Err(e) => {
             let reason = concise(&e);
@@ -57,7 +57,6 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
             return (None, status);
         }
     };
-    let btf = Btf::from_sys_fs().expect("checked in load_object");
     for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
         match attach(&mut loaded.ebpf, &btf, s.probe) {
             Ok(()) => {
@@ -79,7 +78,9 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
     (Some(loaded), status)
 }
 
-fn load_object(cfg: &Config) -> Result<Loaded> {
+/// Creates the maps and readies the programs; also returns the parsed kernel BTF,
+/// which attaching needs (it is several MB: parse it once).
+fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
     if !object::embedded() {
         return Err(anyhow!("this sonde-agent was built without its eBPF object (run `cargo xtask build-ebpf`, then build again)"));
     }
@@ -100,7 +101,7 @@ fn load_object(cfg: &Config) -> Result<Loaded> {
         .load(object::OBJECT)
         .context("loading the eBPF object (needs root, or CAP_BPF with CAP_PERFMON)")?;
     let maps = Maps::take(&mut ebpf)?;
-    Ok(Loaded { ebpf, maps, stats: None })
+    Ok((Loaded { ebpf, maps, stats: None }, btf))
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {

@@ -8,7 +8,9 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use sonde_probe_abi::{CgroupCounters, CgroupIo, CgroupIoKey, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS};
+use sonde_probe_abi::{
+    CgroupCounters, CgroupIo, CgroupIoKey, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS, bucket_upper_ns,
+};
 
 /// What one read of the maps found: totals since load, summed over CPUs.
 #[derive(Clone, Debug, Default)]
@@ -133,18 +135,19 @@ fn sum_hists<'a>(hists: impl Iterator<Item = &'a Hist>) -> Hist {
 pub fn prometheus_buckets(h: &Hist) -> (f64, Vec<(f64, u64)>) {
     const FIRST: usize = 10;
     const LAST: usize = 34;
+    const _: () = assert!(LAST + 1 < HIST_BUCKETS, "exported bounds must be closed kernel buckets");
     let mut out = Vec::with_capacity((LAST - FIRST) / 2 + 2);
     let mut pending = 0u64;
     for (i, &n) in h.buckets.iter().enumerate() {
         pending += n;
-        // Kernel bucket i holds values < 2^i ns; flush it under le = 2^i ns.
+        // Kernel bucket i holds values below its upper bound; flush it under that `le`.
         if (FIRST..=LAST).contains(&i) && (i - FIRST) % 2 == 0 {
-            out.push(((1u64 << i) as f64 / 1e9, pending));
+            let upper_ns = bucket_upper_ns(i).expect("LAST is below the open last bucket");
+            out.push((upper_ns as f64 / 1e9, pending));
             pending = 0;
         }
     }
     out.push((f64::INFINITY, pending));
-    debug_assert_eq!(HIST_BUCKETS > LAST, true);
     (h.sum_ns as f64 / 1e9, out)
 }
 

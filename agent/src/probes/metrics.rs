@@ -4,7 +4,7 @@
 use std::fmt;
 
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
-use sonde_probe_abi::{LOSS_KINDS, Loss};
+use sonde_probe_abi::Loss;
 
 use super::{blockio, load::ProbeStatus, oom, reader::Latest, runqueue, tcp};
 use crate::export::families;
@@ -35,7 +35,7 @@ impl Collector for ProbeMetrics {
             &mut enc,
             "sonde_probe_events_lost",
             "Kernel events the probes could not record, by probe and reason.",
-            Loss::ALL.iter().take(LOSS_KINDS).map(|l| {
+            Loss::ALL.iter().map(|l| {
                 let (probe, reason) = l.labels();
                 (crate::labels!("probe" => probe, "reason" => reason), r.snapshot.lost[*l as usize] as f64)
             }),

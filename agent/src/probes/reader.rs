@@ -63,7 +63,7 @@ impl Reading {
     pub fn labels(&self, id: u64) -> Labels {
         match self.workloads.get(&id) {
             Some(w) => w.labels(),
-            None => Workload { cgroup: Arc::from(format!("id:{id}").as_str()), ..Workload::default() }.labels(),
+            None => Workload::unnamed(id).labels(),
         }
     }
 }
