@@ -1,0 +1,1 @@
+//! Decoding and validating writes: OTLP and Prometheus remote_write (being built).

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("sonde-collector: being built");
+    std::process::exit(1);
+}

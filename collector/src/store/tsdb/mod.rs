@@ -1,0 +1,1 @@
+//! The embedded, durable time-series store (being built; see FORMAT.md once written).
