@@ -21,6 +21,11 @@
 //! node_name = "node-1"           # this node; with it the agent watches its pods (env NODE_NAME)
 //! kubeconfig = "/path/kubeconfig"   # default: in-cluster service account, or $KUBECONFIG
 //! pod_labels = ["app", "app.kubernetes.io/name"]   # pod labels copied onto series
+//! [export]
+//! collector = "http://collector:4317"   # OTLP/gRPC endpoint; unset = no push
+//! interval = "15s"               # how often metrics are snapshotted and pushed
+//! buffer_dir = "/var/lib/sonde-agent/buffer"   # unsent batches, kept across restarts
+//! buffer_max_bytes = "256MiB"    # or a number of bytes; past it the oldest batches are dropped
 //! ```
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
@@ -140,6 +145,22 @@ pub struct Flags {
     #[arg(long = "path.rootfs", value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
 
+    /// Collector to push metrics to over OTLP/gRPC, e.g. http://collector:4317 [default: none, no push].
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+
+    /// How often metrics are snapshotted and pushed to the collector, e.g. 15s [default: 15s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub export_interval: Option<Duration>,
+
+    /// Directory of the on-disk queue of batches not yet sent [default: /var/lib/sonde-agent/buffer].
+    #[arg(long, value_name = "DIR")]
+    pub buffer_dir: Option<PathBuf>,
+
+    /// Bound of the on-disk queue, e.g. 256MiB; past it the oldest batches are dropped and counted [default: 256MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub buffer_max_bytes: Option<u64>,
+
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -165,6 +186,71 @@ struct File {
     probes: FileProbes,
     #[serde(default)]
     kubernetes: FileKubernetes,
+    #[serde(default)]
+    export: FileExport,
+}
+
+/// Sizes as Prometheus writes them (the collector's flags take the same): a number
+/// with an optional unit, decimal (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`,
+/// `GiB`, `TiB`); `B` or none for bytes. Zero is refused: nothing could be buffered.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    const HINT: &str = "write e.g. 256MiB, 500MB or 1048576";
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000u64.pow(2),
+        "GB" => 1000u64.pow(3),
+        "TB" => 1000u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?} ({HINT})")),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("not a size ({HINT})"))?;
+    let bytes = n * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("too large".into());
+    }
+    if bytes < 1.0 {
+        return Err("must be at least 1 byte".into());
+    }
+    Ok(bytes as u64)
+}
+
+/// The collector's URL: plain `http://host:port` (the agent is built without TLS).
+fn check_collector_url(s: &str) -> Result<String, String> {
+    if s.starts_with("https://") {
+        return Err("https is not supported yet; use http://HOST:PORT".into());
+    }
+    let Some(rest) = s.strip_prefix("http://") else {
+        return Err("write the URL with its scheme, e.g. http://collector:4317".into());
+    };
+    if rest.trim_end_matches('/').is_empty() {
+        return Err("no host".into());
+    }
+    tonic::transport::Endpoint::from_shared(s.to_string()).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExport {
+    collector: Option<String>,
+    interval: Option<String>,
+    buffer_dir: Option<PathBuf>,
+    buffer_max_bytes: Option<FileSize>,
+}
+
+/// `buffer_max_bytes = "256MiB"` or `buffer_max_bytes = 268435456`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +297,17 @@ pub struct Config {
     pub node_name: Option<String>,
     pub kubeconfig: Option<PathBuf>,
     pub pod_labels: Vec<String>,
+    /// Set: push metrics to a collector over OTLP/gRPC.
+    pub export: Option<ExportConfig>,
+}
+
+/// Where and how the agent pushes its metrics (see `export::otlp`).
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub collector: String,
+    pub export_interval: Duration,
+    pub buffer_dir: PathBuf,
+    pub buffer_max_bytes: u64,
 }
 
 impl Config {
@@ -256,6 +353,9 @@ impl Config {
             (None, Some(list)) => list,
             (None, None) => Vec::new(),
         };
+        let export_interval =
+            duration(flags.export_interval, "export.interval", &file.export.interval, Duration::from_secs(15))?;
+        let export = resolve_export(flags, &file.export, &where_file, export_interval)?;
         let log_format = match flags.log_format.as_deref() {
             Some("json") => LogFormat::Json,
             Some(_) => LogFormat::Text,
@@ -276,8 +376,42 @@ impl Config {
             node_name: flags.node_name.clone().or(file.kubernetes.node_name).filter(|n| !n.is_empty()),
             kubeconfig: flags.kubeconfig.clone().or(file.kubernetes.kubeconfig),
             pod_labels,
+            export,
         })
     }
+}
+
+/// The export settings (interval already resolved), each from its flag, else the
+/// `[export]` table, else its default;
+/// `None` without a collector.
+fn resolve_export(
+    flags: &Flags,
+    file: &FileExport,
+    where_file: &dyn Fn(&str) -> String,
+    export_interval: Duration,
+) -> Result<Option<ExportConfig>, String> {
+    let buffer_max_bytes = match (flags.buffer_max_bytes, &file.buffer_max_bytes) {
+        (Some(n), _) => n,
+        (None, Some(FileSize::Bytes(0))) => return Err(format!("{}: must be at least 1 byte", where_file("export.buffer_max_bytes"))),
+        (None, Some(FileSize::Bytes(n))) => *n,
+        (None, Some(FileSize::Text(s))) => {
+            parse_bytes(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("export.buffer_max_bytes")))?
+        }
+        (None, None) => 256 << 20,
+    };
+    let buffer_dir = flags
+        .buffer_dir
+        .clone()
+        .or_else(|| file.buffer_dir.clone())
+        .unwrap_or_else(|| "/var/lib/sonde-agent/buffer".into());
+    let collector = match (&flags.collector, &file.collector) {
+        (Some(url), _) => check_collector_url(url).map_err(|e| format!("--collector {url:?}: {e}"))?,
+        (None, Some(url)) => {
+            check_collector_url(url).map_err(|e| format!("{}: {url:?}: {e}", where_file("export.collector")))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(ExportConfig { collector, export_interval, buffer_dir, buffer_max_bytes }))
 }
 
 fn parse_probe_list(list: &str) -> Result<Vec<Probe>, String> {
@@ -376,6 +510,47 @@ mod tests {
         assert!(Flags::try_parse_from(["sonde-agent", "--probe-interval", "0s"]).is_err());
         assert!(Flags::try_parse_from(["sonde-agent", "--listen", "nowhere"]).is_err());
         assert_eq!(Config::resolve(&flags(&["--probes", "none"])).unwrap().probes, vec![]);
+    }
+
+    #[test]
+    fn export_settings_from_flags_file_and_defaults() {
+        assert!(Config::resolve(&flags(&[])).unwrap().export.is_none());
+        let c = Config::resolve(&flags(&["--collector", "http://127.0.0.1:4317"])).unwrap();
+        let e = c.export.unwrap();
+        assert_eq!(e.export_interval, Duration::from_secs(15));
+        assert_eq!(e.buffer_dir, PathBuf::from("/var/lib/sonde-agent/buffer"));
+        assert_eq!(e.buffer_max_bytes, 256 << 20);
+
+        let (_p, mut f) = with_file(
+            "[export]\ncollector = \"http://c:4317\"\ninterval = \"2s\"\nbuffer_dir = \"/b\"\nbuffer_max_bytes = \"1KiB\"\n",
+        );
+        let e = Config::resolve(&f).unwrap().export.unwrap();
+        assert_eq!((e.collector.as_str(), e.export_interval, e.buffer_max_bytes), ("http://c:4317", Duration::from_secs(2), 1024));
+        f.buffer_max_bytes = Some(5);
+        f.export_interval = Some(Duration::from_millis(300));
+        let e = Config::resolve(&f).unwrap().export.unwrap();
+        assert_eq!((e.export_interval, e.buffer_max_bytes), (Duration::from_millis(300), 5));
+
+        let (_p, f) = with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = 4096\n");
+        assert_eq!(Config::resolve(&f).unwrap().export.unwrap().buffer_max_bytes, 4096);
+    }
+
+    #[test]
+    fn export_errors_name_the_flag_or_field() {
+        for url in ["127.0.0.1:4317", "https://c:4317", "http://"] {
+            let e = Config::resolve(&flags(&["--collector", url])).unwrap_err();
+            assert!(e.starts_with("--collector"), "{e}");
+        }
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1.5KB"), Ok(1500));
+        for bad in ["", "0", "12XB", "MiB", "-1"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+        assert!(Flags::try_parse_from(["sonde-agent", "--buffer-max-bytes", "lots"]).is_err());
+        let (_p, f) = with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = \"9 parsecs\"\n");
+        assert!(Config::resolve(&f).unwrap_err().contains("export.buffer_max_bytes"));
+        let (_p, f) = with_file("[export]\ncollector = \"c:4317\"\n");
+        assert!(Config::resolve(&f).unwrap_err().contains("export.collector"));
     }
 
     #[test]

@@ -96,10 +96,18 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.max_cgroups as usize,
     )));
     registry.register_collector(Box::new(start_probes(&cfg, workloads.clone())));
+    let push = match &cfg.export {
+        Some(e) => Some(export::otlp::Export::prepare(e, export::otlp::node_name(cfg.node_name.as_deref()), &mut registry)?),
+        None => None,
+    };
+    let registry = Arc::new(registry);
+    if let Some(push) = push {
+        push.spawn(registry.clone());
+    }
     info!(listen = %cfg.listen, "serving metrics");
     println!("sonde-agent: metrics at http://{}/metrics", display_addr(cfg.listen));
     tokio::select! {
-        r = export::server::serve(listener, Arc::new(registry)) => r,
+        r = export::server::serve(listener, registry) => r,
         _ = tokio::signal::ctrl_c() => { info!("interrupted; stopping"); Ok(()) }
     }
 }

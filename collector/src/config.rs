@@ -1,1 +1,496 @@
-//! Flags and config file (being built).
+//! The collector's configuration: built-in defaults, then an optional TOML file
+//! (`--config`), then flags. The file uses the long flags' names as keys:
+//! ```toml
+//! data-dir = "/var/lib/sonde"
+//! http-listen = "0.0.0.0:9090"
+//! retention-time = "30d"
+//! retention-size = "10GiB"     # or a plain number of bytes
+//! max-series = 2000000
+//! ```
+//! Any mistake is one error line naming the flag, or the file and key; the
+//! collector then exits non-zero without starting anything.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// sonde-collector: Sonde's central collector. Accepts OTLP metrics (gRPC and HTTP)
+/// and Prometheus remote_write, stores them durably, and answers PromQL over the
+/// Prometheus HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "sonde-collector", version, about, long_about)]
+pub struct Flags {
+    /// TOML config file with the long flags' names as keys; flags given on the command line override it.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Where the store keeps its data, relative to the working directory unless absolute [default: sonde-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Prometheus HTTP API, remote_write (POST /api/v1/write), OTLP/HTTP and /metrics [default: 0.0.0.0:9090].
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+
+    /// OTLP/HTTP receiver (POST /v1/metrics) [default: 0.0.0.0:4318].
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_http_listen: Option<String>,
+
+    /// OTLP/gRPC receiver (MetricsService) [default: 0.0.0.0:4317].
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_listen: Option<String>,
+
+    /// How long samples are kept, e.g. 15d or 12h [default: 15d].
+    #[arg(long, value_name = "DURATION")]
+    pub retention_time: Option<String>,
+
+    /// Most bytes the store may use, e.g. 10GiB or 500MB; oldest data goes first [default: no limit].
+    #[arg(long, value_name = "BYTES")]
+    pub retention_size: Option<String>,
+
+    /// Active series allowed; writes that would create more are refused [default: 1000000].
+    #[arg(long, value_name = "N")]
+    pub max_series: Option<String>,
+
+    /// How far behind a series' newest sample a sample may still arrive [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub ooo_window: Option<String>,
+
+    /// Largest write body, checked compressed and decompressed, e.g. 32MiB [default: 32MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_bytes: Option<String>,
+
+    /// Longest a query may run, as Prometheus's --query.timeout [default: 2m].
+    #[arg(long, value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+
+    /// Most samples a query may hold in memory, as Prometheus's --query.max-samples [default: 50000000].
+    #[arg(long, value_name = "N")]
+    pub query_max_samples: Option<String>,
+
+    /// How far back an instant selector looks for a sample, as Prometheus's --query.lookback-delta [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    pub lookback_delta: Option<String>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Serve the admin endpoints (POST /api/v1/admin/tsdb/compact), as Prometheus's
+    /// --web.enable-admin-api; without it they answer 503 "admin APIs disabled".
+    #[arg(long)]
+    pub enable_admin_api: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs PromQL test scripts (Prometheus's promqltest format) against an in-memory store;
+    /// prints each failure, then "N passed, N failed"; exits 1 on any failure.
+    PromqlTest {
+        /// Script files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The config file: the long flags' names as keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    data_dir: Option<PathBuf>,
+    http_listen: Option<String>,
+    otlp_http_listen: Option<String>,
+    grpc_listen: Option<String>,
+    retention_time: Option<String>,
+    retention_size: Option<Scalar>,
+    max_series: Option<Scalar>,
+    ooo_window: Option<String>,
+    max_request_bytes: Option<Scalar>,
+    query_timeout: Option<String>,
+    query_max_samples: Option<Scalar>,
+    lookback_delta: Option<String>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+    enable_admin_api: Option<bool>,
+}
+
+/// A file value that may be written as a number or a string (`10GiB`, `1000`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// The resolved configuration the collector runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    pub otlp_http_listen: SocketAddr,
+    pub grpc_listen: SocketAddr,
+    pub retention_time: Duration,
+    pub retention_size: Option<u64>,
+    pub max_series: usize,
+    pub ooo_window: Duration,
+    pub max_request_bytes: usize,
+    pub query_timeout: Duration,
+    pub query_max_samples: usize,
+    pub lookback_delta: Duration,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub enable_admin_api: bool,
+}
+
+impl Config {
+    /// Resolves flags over the config file over defaults. The error is one line
+    /// naming the flag (`--max-series: ...`) or the file and key.
+    pub fn resolve(flags: &Flags) -> Result<Config, String> {
+        let file = match &flags.config {
+            Some(path) => load_file(path)?,
+            None => File::default(),
+        };
+        let src = Source {
+            file_path: flags.config.as_ref(),
+        };
+        Ok(Config {
+            data_dir: flags
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| "sonde-data".into()),
+            http_listen: src.pick(
+                "http-listen",
+                &flags.http_listen,
+                file.http_listen,
+                "0.0.0.0:9090",
+                parse_addr,
+            )?,
+            otlp_http_listen: src.pick(
+                "otlp-http-listen",
+                &flags.otlp_http_listen,
+                file.otlp_http_listen,
+                "0.0.0.0:4318",
+                parse_addr,
+            )?,
+            grpc_listen: src.pick(
+                "grpc-listen",
+                &flags.grpc_listen,
+                file.grpc_listen,
+                "0.0.0.0:4317",
+                parse_addr,
+            )?,
+            retention_time: src.pick(
+                "retention-time",
+                &flags.retention_time,
+                file.retention_time,
+                "15d",
+                parse_duration,
+            )?,
+            retention_size: match src.pick_opt(
+                "retention-size",
+                &flags.retention_size,
+                file.retention_size.map(|s| s.text()),
+                parse_bytes,
+            )? {
+                Some(0) | None => None,
+                Some(n) => Some(n),
+            },
+            max_series: src.pick(
+                "max-series",
+                &flags.max_series,
+                file.max_series.map(|s| s.text()),
+                "1000000",
+                parse_count,
+            )?,
+            ooo_window: src.pick(
+                "ooo-window",
+                &flags.ooo_window,
+                file.ooo_window,
+                "10m",
+                parse_duration_or_zero,
+            )?,
+            max_request_bytes: src.pick(
+                "max-request-bytes",
+                &flags.max_request_bytes,
+                file.max_request_bytes.map(|s| s.text()),
+                "32MiB",
+                |s| {
+                    parse_bytes(s).and_then(|n| {
+                        if n == 0 {
+                            Err("must be greater than zero".into())
+                        } else {
+                            Ok(n)
+                        }
+                    })
+                },
+            )? as usize,
+            query_timeout: src.pick(
+                "query-timeout",
+                &flags.query_timeout,
+                file.query_timeout,
+                "2m",
+                parse_duration,
+            )?,
+            query_max_samples: src.pick(
+                "query-max-samples",
+                &flags.query_max_samples,
+                file.query_max_samples.map(|s| s.text()),
+                "50000000",
+                parse_count,
+            )?,
+            lookback_delta: src.pick(
+                "lookback-delta",
+                &flags.lookback_delta,
+                file.lookback_delta,
+                "5m",
+                parse_duration,
+            )?,
+            log_level: flags
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            log_format: src.pick(
+                "log-format",
+                &flags.log_format,
+                file.log_format,
+                "text",
+                |s| match s {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("must be text or json".into()),
+                },
+            )?,
+            // A flag can only switch it on; the file may say either.
+            enable_admin_api: flags.enable_admin_api || file.enable_admin_api.unwrap_or(false),
+        })
+    }
+}
+
+/// Where a value came from, for error messages.
+struct Source<'a> {
+    file_path: Option<&'a PathBuf>,
+}
+
+impl Source<'_> {
+    /// The flag's value, else the file's, else `default`, parsed; errors name
+    /// the flag or the file and key.
+    fn pick<T>(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        file: Option<String>,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.pick_opt(key, flag, file, &parse)? {
+            Some(v) => Ok(v),
+            None => parse(default).map_err(|e| format!("default for --{key}: {e}")),
+        }
+    }
+
+    fn pick_opt<T>(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        file: Option<String>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        if let Some(s) = flag {
+            return parse(s)
+                .map(Some)
+                .map_err(|e| format!("--{key}: {s:?}: {e}"));
+        }
+        match (file, self.file_path) {
+            (Some(s), Some(path)) => parse(&s)
+                .map(Some)
+                .map_err(|e| format!("{}: {key}: {s:?}: {e}", path.display())),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "not a listen address (write e.g. 0.0.0.0:9090 or 127.0.0.1:9090)".to_string())
+}
+
+/// Prometheus-style durations: `15d`, `2m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 15d, 2m or 500ms)"))
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
+/// Sizes as Prometheus writes them: a number with an optional unit, decimal
+/// (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`, `TiB`); `B` or none for bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000u64.pow(2),
+        "GB" => 1000u64.pow(3),
+        "TB" => 1000u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (write e.g. 10GiB, 500MB or 1048576)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "not a size (write e.g. 10GiB, 500MB or 1048576)".to_string())?;
+    let bytes = n * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("too large".into());
+    }
+    Ok(bytes as u64)
+}
+
+fn load_file(path: &PathBuf) -> Result<File, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message spans several lines with a source excerpt; keep one line.
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        let msg = e.message().replace('\n', " ");
+        match line {
+            Some(n) => format!("{}:{n}: {msg}", path.display()),
+            None => format!("{}: {msg}", path.display()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("sonde-collector").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::resolve(&flags(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("sonde-data"));
+        assert_eq!(c.http_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(c.otlp_http_listen.to_string(), "0.0.0.0:4318");
+        assert_eq!(c.grpc_listen.to_string(), "0.0.0.0:4317");
+        assert_eq!(c.retention_time, Duration::from_secs(15 * 86400));
+        assert_eq!(c.retention_size, None);
+        assert_eq!(c.max_series, 1_000_000);
+        assert_eq!(c.ooo_window, Duration::from_secs(600));
+        assert_eq!(c.max_request_bytes, 32 << 20);
+        assert_eq!(c.query_timeout, Duration::from_secs(120));
+        assert_eq!(c.query_max_samples, 50_000_000);
+        assert_eq!(c.lookback_delta, Duration::from_secs(300));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!c.enable_admin_api);
+        assert!(
+            Config::resolve(&flags(&["--enable-admin-api"]))
+                .unwrap()
+                .enable_admin_api
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert!(parse_bytes("10 parsecs").is_err());
+        assert!(parse_bytes("").is_err());
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let e = Config::resolve(&flags(&["--retention-time", "soon"])).unwrap_err();
+        assert!(e.starts_with("--retention-time: \"soon\":"), "{e}");
+        let e = Config::resolve(&flags(&["--max-series", "0"])).unwrap_err();
+        assert!(e.starts_with("--max-series:"), "{e}");
+        let e = Config::resolve(&flags(&["--http-listen", "nowhere"])).unwrap_err();
+        assert!(e.starts_with("--http-listen:"), "{e}");
+    }
+
+    #[test]
+    fn file_keys_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "data-dir = \"x\"\nmax-series = 5\nretention-size = \"1GiB\"\n",
+        )
+        .unwrap();
+        let mut f = flags(&["--config", p.to_str().unwrap()]);
+        let c = Config::resolve(&f).unwrap();
+        assert_eq!(
+            (c.data_dir.to_str(), c.max_series, c.retention_size),
+            (Some("x"), 5, Some(1 << 30))
+        );
+        f.max_series = Some("7".into());
+        assert_eq!(Config::resolve(&f).unwrap().max_series, 7);
+
+        std::fs::write(&p, "data-dir = \"x\"\nbogus-key = 1\n").unwrap();
+        let e = Config::resolve(&f).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}:2:", p.display())) && e.contains("bogus-key"),
+            "{e}"
+        );
+        std::fs::write(&p, "query-timeout = \"never\"\n").unwrap();
+        let e = Config::resolve(&f).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: query-timeout:", p.display())),
+            "{e}"
+        );
+    }
+}

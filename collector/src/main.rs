@@ -1,4 +1,224 @@
-fn main() {
-    eprintln!("sonde-collector: being built");
-    std::process::exit(1);
+//! sonde-collector: opens the store, then serves the Prometheus HTTP API,
+//! remote_write and OTLP (HTTP and gRPC) until SIGTERM or SIGINT.
+
+use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use prometheus_client::registry::Registry;
+use sonde_collector::{
+    api::{self, ApiState},
+    config::{Command, Config, Flags, LogFormat},
+    ingest::{self, Ingester},
+    query::{EngineOptions, test_script},
+    store::{
+        Storage,
+        tsdb::{Tsdb, TsdbOptions},
+    },
+};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+// glibc malloc spent about a third of ingest CPU (malloc_consolidate, unlink_chunk)
+// on the many small label strings a write allocates and frees across threads.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let flags = match Flags::try_parse() {
+        Ok(f) => f,
+        Err(e) if e.use_stderr() => {
+            // One line: what is wrong and with which flag (clap adds usage lines).
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
+            eprintln!("sonde-collector: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    if let Some(Command::PromqlTest { files }) = &flags.command {
+        return promql_test(files);
+    }
+    let cfg = match Config::resolve(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sonde-collector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(&cfg) {
+        eprintln!("sonde-collector: --log-level: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sonde-collector: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("sonde-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `promql-test FILE...`: each failure, then `N passed, N failed`; exit 1 on
+/// any failure or unreadable file.
+fn promql_test(files: &[std::path::PathBuf]) -> ExitCode {
+    let (mut passed, mut failed, mut broken) = (0, 0, false);
+    for f in files {
+        match test_script::run_file(f) {
+            Ok(r) => {
+                for line in &r.failures {
+                    println!("FAIL {line}");
+                }
+                passed += r.passed;
+                failed += r.failed;
+            }
+            Err(e) => {
+                eprintln!("sonde-collector: {e}");
+                broken = true;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 || broken {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn init_logging(cfg: &Config) -> Result<(), String> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--{what} {addr}: {e}"))
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Bind first: a taken port is reported at once, not after a long recovery;
+    // connections wait in the backlog until storage is ready.
+    let http = bind("http-listen", cfg.http_listen).await?;
+    let otlp_http = bind("otlp-http-listen", cfg.otlp_http_listen).await?;
+    let grpc = bind("grpc-listen", cfg.grpc_listen).await?;
+
+    let data_dir = absolute(&cfg.data_dir)?;
+    let opts = TsdbOptions {
+        retention_time: cfg.retention_time,
+        retention_bytes: cfg.retention_size,
+        max_series: cfg.max_series,
+        ooo_window: cfg.ooo_window,
+    };
+    let dir = data_dir.clone();
+    let tsdb = Arc::new(
+        tokio::task::spawn_blocking(move || Tsdb::open(&dir, opts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", data_dir.display()))?,
+    );
+    let storage: Arc<dyn Storage> = tsdb.clone();
+
+    let mut registry = Registry::default();
+    let ingester = Ingester::new(storage.clone(), &mut registry, cfg.max_request_bytes);
+    api::own_metrics::register(&mut registry, storage.clone());
+    let state = ApiState {
+        storage: storage.clone(),
+        engine_options: EngineOptions {
+            lookback: cfg.lookback_delta,
+            max_samples: cfg.query_max_samples,
+            timeout: cfg.query_timeout,
+        },
+        registry: Arc::new(registry),
+        admin: cfg.enable_admin_api.then_some(tsdb),
+    };
+    let main_app = api::routes(state)
+        .merge(ingest::http::routes(ingester.clone()))
+        .fallback(api::not_found);
+    let otlp_app = ingest::http::otlp_routes(ingester.clone()).fallback(api::not_found);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_task = tokio::spawn(
+        axum::serve(http, main_app)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let otlp_task = tokio::spawn(
+        axum::serve(otlp_http, otlp_app)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ingest::grpc::service(ingester))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc),
+                stopped(stop_rx.clone()),
+            ),
+    );
+
+    info!(
+        data_dir = %data_dir.display(),
+        http = %cfg.http_listen,
+        otlp_http = %cfg.otlp_http_listen,
+        grpc = %cfg.grpc_listen,
+        "ready"
+    );
+    println!("sonde-collector: data in {}", data_dir.display());
+
+    let signal = shutdown_signal().await;
+    info!(signal, "stopping: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    http_task.await??;
+    otlp_task.await??;
+    grpc_task.await??;
+    info!("stopped");
+    Ok(())
+}
+
+fn absolute(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(dir).map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", dir.display()))
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }

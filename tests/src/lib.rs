@@ -360,3 +360,9 @@ mod tests {
         assert_eq!(e.samples[2].value, f64::INFINITY);
     }
 }
+
+pub mod collector;
+pub mod process;
+pub mod prometheus;
+pub mod promapi;
+pub mod remote_write;

@@ -3,14 +3,18 @@
 use anyhow::Result;
 use clap::Subcommand;
 
-#[derive(Clone, Copy, Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum Which {
     /// The agent against node_exporter: scrape CPU and wall time, RSS, series; probe ns/event.
     Agent,
+    /// The collector against Prometheus 2.42 and VictoriaMetrics 1.79: remote_write ingest
+    /// rate, bytes per sample on disk, RSS, range-query latency.
+    Collector(crate::bench_collector::Options),
 }
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Agent => crate::bench_agent::run(),
+        Which::Collector(opts) => crate::bench_collector::run(&opts),
     }
 }

@@ -2,12 +2,13 @@
 //!
 //!   setup       install what a fresh machine lacks to build and test Sonde
 //!   build-ebpf  compile the kernel programs for bpfel-unknown-none
-//!   run         build and start the agent on this host
+//!   run         build and start the collector, and the agent exporting to it
 //!   test        setup + build-ebpf + the whole test suite
 //!   bench       side-by-side benchmarks against the real peers
 
 mod bench;
 mod bench_agent;
+mod bench_collector;
 mod build;
 mod setup;
 mod step;
@@ -30,7 +31,8 @@ enum Command {
     Setup,
     /// Compile agent-ebpf for bpfel-unknown-none (release, with BTF); the agent build embeds it.
     BuildEbpf,
-    /// Build the eBPF object and the agent (release), then run the agent on this host.
+    /// Build the eBPF object, the collector and the agent (release), then run the collector
+    /// (data in target/sonde-run) and the agent exporting to it, until Ctrl-C.
     Run {
         /// Arguments passed to sonde-agent (see `sonde-agent --help`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup => setup::run(),
         Command::BuildEbpf => build::ebpf(),
-        Command::Run { args } => build::run_agent(&args),
+        Command::Run { args } => build::run(&args),
         Command::Test { args } => test(&args),
         Command::Bench { which } => bench::run(which),
     };
@@ -69,8 +71,8 @@ fn main() -> ExitCode {
 fn test(args: &[String]) -> anyhow::Result<()> {
     setup::run()?;
     build::ebpf()?;
-    step::say("building the agent with its eBPF object");
-    step::cargo(&["build", "-p", "sonde-agent"])?;
+    step::say("building the agent with its eBPF object, and the collector");
+    step::cargo(&["build", "-p", "sonde-agent", "-p", "sonde-collector"])?;
     let mut cmd = step::cargo_cmd(&["test", "--workspace", "--exclude", "sonde-agent-ebpf"]);
     cmd.args(args);
     // On a machine that can load BPF, an eBPF test that cannot run is a failure, not a skip.

@@ -9,12 +9,15 @@ use crate::step::{self, say, succeeds};
 
 /// Debian packages: the eBPF toolchain's LLVM, and the real peers the tests run.
 const PACKAGES: &[(&str, &str)] = &[
+    ("protobuf-compiler", "protoc, which prometheus-client's protobuf encoder (the agent's OTLP export) builds with"),
     ("llvm-22-dev", "LLVM 22, for bpf-linker"),
     ("libpolly-22-dev", "LLVM 22's Polly, which bpf-linker links against"),
     ("libzstd-dev", "zstd, for bpf-linker"),
     ("zlib1g-dev", "zlib, for bpf-linker"),
     ("prometheus-node-exporter", "the real node_exporter, for parity tests and benchmarks"),
-    ("prometheus", "the real promtool, which checks our /metrics output"),
+    ("prometheus", "the real Prometheus 2.42 and promtool: /metrics checks, PromQL differential tests, benchmarks"),
+    ("victoria-metrics", "the real VictoriaMetrics, the collector's other storage peer in benchmarks"),
+    ("prometheus-alertmanager", "the real Alertmanager, which the collector's alerts are sent to"),
     ("iproute2", "network namespaces for the TCP probe tests"),
     ("util-linux", "losetup, for the block I/O probe tests"),
     ("bpftrace", "the reference per-cgroup run-queue histogram in benchmarks"),
@@ -80,7 +83,9 @@ fn install_packages() -> Result<()> {
     c.args(missing.iter().map(|(p, _)| *p));
     say("apt-get install");
     step::run(c)?;
-    // Debian starts node_exporter as a service on install; the tests start their own.
-    let _ = Command::new("systemctl").args(["disable", "--now", "prometheus-node-exporter", "prometheus"]).status();
+    // Debian starts these as services on install; the tests and benchmarks start their own.
+    let _ = Command::new("systemctl")
+        .args(["disable", "--now", "prometheus-node-exporter", "prometheus", "victoria-metrics", "prometheus-alertmanager"])
+        .status();
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The end of the agent's flow: what it serves.
+//! The end of the agent's flow: what it serves, and what it pushes.
 
 pub mod families;
+pub mod otlp;
 pub mod server;
 pub mod text_format;

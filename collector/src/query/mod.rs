@@ -3,9 +3,31 @@
 //! Public surface used by `api` (and later `alert`): `Engine::instant`,
 //! `Engine::range`, `QueryError`. `test_script` runs Prometheus's own
 //! PromQL test files.
+//!
+//! Inside: `syntax` bridges the parser's AST; `eval` walks it once per query,
+//! each node evaluated over all steps at once; `selector` reads storage once
+//! per selector; `binary` and `aggregate` hold the operators; `memo` keeps
+//! per-series work from repeating at every step; `functions` is the library.
+//! Range-vector functions slide each series' window across the steps
+//! (`windowed`), and an aggregation over one reads its per-series output
+//! directly (`aggregate_fused`, with group ids from `groups`).
 
+mod aggregate;
+mod aggregate_fused;
+mod binary;
+#[cfg(test)]
+mod engine_tests;
+mod eval;
 pub mod functions;
+mod groups;
+mod memo;
+#[cfg(test)]
+mod perf_tests;
+mod selector;
+mod syntax;
+pub mod test_script;
 pub mod value;
+mod windowed;
 
 use std::{sync::Arc, time::Duration};
 
@@ -71,6 +93,9 @@ impl QueryError {
     }
 }
 
+/// Steps (intervals) a range query may span, as Prometheus's API allows.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
 pub struct Engine {
     storage: Arc<dyn Storage>,
     opts: EngineOptions,
@@ -85,17 +110,71 @@ impl Engine {
         &self.opts
     }
 
-    /// Evaluates `query` at time `t` (ms). Result: scalar, string or vector.
+    /// Evaluates `query` at time `t` (ms). Result: scalar, string, vector, or
+    /// matrix for a bare range selector or subquery.
     pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
-        let _ = (&self.storage, query, t);
-        Err(QueryError::Execution("the PromQL engine is being built".into()))
+        let expr = syntax::parse(query)?;
+        let mut ev = eval::Evaluator::new(&*self.storage, &self.opts, t, t);
+        let steps = eval::Steps { start: t, end: t, step: 1 };
+        Ok(match ev.eval(&expr, &steps)? {
+            eval::Evaluated::Scalar(v) => Value::Scalar { t, v: v.first().copied().unwrap_or(f64::NAN) },
+            eval::Evaluated::String(v) => Value::String { t, v },
+            eval::Evaluated::Vector(mut v) => Value::Vector(v.pop().unwrap_or_default()),
+            eval::Evaluated::Matrix(m) => Value::Matrix(m.slice(t)),
+        })
     }
 
     /// Evaluates `query` at every `step` from `start` to `end` (ms, inclusive).
-    /// Result: a matrix (Prometheus rejects scalar/string-typed... no: scalars
-    /// become a one-series matrix without labels; strings are an error).
+    /// Result: a matrix sorted by labels; a scalar expression becomes one
+    /// series without labels; string and range-vector expressions are
+    /// `bad_data`, as in Prometheus.
     pub fn range(&self, query: &str, start: i64, end: i64, step: i64) -> Result<Value, QueryError> {
-        let _ = (&self.storage, query, start, end, step);
-        Err(QueryError::Execution("the PromQL engine is being built".into()))
+        if step <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+        }
+        // Prometheus's API bound; it also keeps per-step buffers small.
+        if (end - start) / step > MAX_RANGE_POINTS {
+            return Err(QueryError::BadData(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+                    .into(),
+            ));
+        }
+        let expr = syntax::parse(query)?;
+        match expr.value_type() {
+            promql_parser::parser::value::ValueType::Scalar | promql_parser::parser::value::ValueType::Vector => {}
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    type_word(other)
+                )));
+            }
+        }
+        let mut ev = eval::Evaluator::new(&*self.storage, &self.opts, start, end);
+        let steps = eval::Steps { start, end, step };
+        Ok(match ev.eval(&expr, &steps)? {
+            eval::Evaluated::Scalar(v) => Value::Matrix(vec![RangeSeries {
+                labels: crate::model::Labels::default(),
+                samples: steps.iter().map(|(i, t)| crate::model::Sample { t, v: v[i] }).collect(),
+            }]),
+            eval::Evaluated::Vector(v) => Value::Matrix(eval::vectors_to_series(v, &steps)),
+            eval::Evaluated::String(_) | eval::Evaluated::Matrix(_) => {
+                return Err(QueryError::BadData("range queries must evaluate to a scalar or an instant vector".into()));
+            }
+        })
+    }
+}
+
+fn type_word(t: promql_parser::parser::value::ValueType) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
     }
 }

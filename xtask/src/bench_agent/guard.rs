@@ -157,7 +157,12 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("{TEMP_DIR_PREFIX}{}", std::process::id()));
+        Self::with_prefix(TEMP_DIR_PREFIX)
+    }
+
+    /// `/tmp/<prefix><pid>`, emptied first.
+    pub fn with_prefix(prefix: &str) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self(path))

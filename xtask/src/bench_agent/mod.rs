@@ -21,14 +21,14 @@
 //! BENCHMARKS.md.
 
 mod containers;
-mod guard;
-mod http;
+pub(crate) mod guard;
+pub(crate) mod http;
 mod kubepods;
 mod probes;
 mod prom;
-mod report;
+pub(crate) mod report;
 mod scrape;
-mod stats;
+pub(crate) mod stats;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -91,7 +91,7 @@ fn on_path(program: &str) -> bool {
 }
 
 fn agent_binary() -> PathBuf {
-    step::workspace_root().join("target/release/sonde-agent")
+    step::target_dir().join("release/sonde-agent")
 }
 
 /// Starts the release agent with every probe on, on a free 127.0.0.1 port, and waits until

@@ -61,7 +61,7 @@ fn first_line(program: &str, args: &[&str]) -> String {
 }
 
 impl Machine {
-    fn run_line(&self) -> String {
+    pub fn run_line(&self) -> String {
         format!(
             "Run {} on {} CPUs ({}), kernel {}: a shared, noisy VM.",
             self.date, self.cpus, self.cpu_model, self.kernel
@@ -315,7 +315,7 @@ fn value(v: Option<f64>) -> String {
 }
 
 /// Three significant digits, never in exponent form: 1234, 200, 12.3, 0.0567.
-fn num(v: f64) -> String {
+pub fn num(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

@@ -1,0 +1,290 @@
+//! HTTP write endpoints: `POST /api/v1/write` (remote_write 1.0) and
+//! `POST /v1/metrics` (OTLP/HTTP, protobuf or JSON, optionally gzip).
+
+use std::io::Read;
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+
+use super::{IngestError, Ingester, otlp, otlp_json, remote_write};
+
+/// Routes for the main HTTP port: remote_write and OTLP/HTTP.
+pub fn routes(ingester: Ingester) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(remote_write_handler))
+        .route("/v1/metrics", post(otlp_handler))
+        .with_state(ingester)
+}
+
+/// Routes for the OTLP/HTTP port.
+pub fn otlp_routes(ingester: Ingester) -> Router {
+    Router::new()
+        .route("/v1/metrics", post(otlp_handler))
+        .with_state(ingester)
+}
+
+const PROTOCOL_RW: &str = "remote_write";
+const PROTOCOL_OTLP: &str = "otlp_http";
+
+/// Reads the body, refusing more than `max` bytes as sent (413).
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, IngestError> {
+    let too_large = || {
+        IngestError::too_large(format!(
+            "request body is larger than --max-request-bytes ({max} bytes)"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large())
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn remote_write_handler(
+    State(ing): State<Ingester>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match remote_write(&ing, &headers, body).await {
+        Ok(()) => {
+            ing.metrics.request(PROTOCOL_RW, "ok");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            ing.count_refusal(PROTOCOL_RW, &e);
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", e.message),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn remote_write(ing: &Ingester, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
+    let encoding = header_str(headers, header::CONTENT_ENCODING);
+    if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("snappy")) {
+        return Err(IngestError {
+            status: 415,
+            reason: "unsupported",
+            message: format!(
+                "unsupported Content-Encoding {encoding:?}: remote_write bodies are snappy"
+            ),
+            samples: 0,
+        });
+    }
+    let ctype = header_str(headers, header::CONTENT_TYPE);
+    if ctype.contains("io.prometheus.write.v2") {
+        return Err(IngestError {
+            status: 415,
+            reason: "unsupported",
+            message: "remote_write 2.0 is not supported; send prometheus.WriteRequest (1.0)".into(),
+            samples: 0,
+        });
+    }
+    let body = read_body(headers, body, ing.max_request_bytes).await?;
+    let decoded = remote_write::decode(&body, ing.max_request_bytes)?;
+    let histograms = decoded.histograms_rejected;
+    ing.commit(PROTOCOL_RW, decoded.batch).await?;
+    // Counted only once the float samples beside them were accepted.
+    ing.metrics
+        .exemplars_dropped(PROTOCOL_RW, decoded.exemplars_dropped);
+    ing.metrics
+        .rejected(PROTOCOL_RW, "native_histogram", histograms);
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
+    let ctype = header_str(&headers, header::CONTENT_TYPE)
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let enc = match ctype.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            let e = IngestError {
+                status: 415,
+                reason: "unsupported",
+                message: format!(
+                    "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
+                ),
+                samples: 0,
+            };
+            ing.count_refusal(PROTOCOL_OTLP, &e);
+            return status_response(Encoding::Protobuf, &e);
+        }
+    };
+    match otlp_write(&ing, &headers, body, enc).await {
+        Ok(resp) => {
+            ing.metrics.request(PROTOCOL_OTLP, "ok");
+            let body = match enc {
+                Encoding::Protobuf => resp.encode_to_vec(),
+                Encoding::Json => response_json(&resp).into_bytes(),
+            };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, content_type(enc))],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            ing.count_refusal(PROTOCOL_OTLP, &e);
+            status_response(enc, &e)
+        }
+    }
+}
+
+fn content_type(enc: Encoding) -> &'static str {
+    match enc {
+        Encoding::Protobuf => "application/x-protobuf",
+        Encoding::Json => "application/json",
+    }
+}
+
+async fn otlp_write(
+    ing: &Ingester,
+    headers: &HeaderMap,
+    body: Body,
+    enc: Encoding,
+) -> Result<ExportMetricsServiceResponse, IngestError> {
+    let max = ing.max_request_bytes;
+    let raw = read_body(headers, body, max).await?;
+    let raw = match header_str(headers, header::CONTENT_ENCODING)
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "" | "identity" => raw.to_vec(),
+        "gzip" => gunzip(&raw, max)?,
+        other => {
+            return Err(IngestError {
+                status: 415,
+                reason: "unsupported",
+                message: format!("unsupported Content-Encoding {other:?} (gzip or none)"),
+                samples: 0,
+            });
+        }
+    };
+    let req = match enc {
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
+            IngestError::bad_request(
+                "malformed",
+                format!("protobuf ExportMetricsServiceRequest: {e}"),
+            )
+        })?,
+        Encoding::Json => {
+            otlp_json::decode(&raw).map_err(|e| IngestError::bad_request("malformed", e))?
+        }
+    };
+    export(ing, PROTOCOL_OTLP, req).await
+}
+
+/// Maps, commits and builds the OTLP response; shared with gRPC.
+pub(super) async fn export(
+    ing: &Ingester,
+    protocol: &'static str,
+    req: ExportMetricsServiceRequest,
+) -> Result<ExportMetricsServiceResponse, IngestError> {
+    let mapped = otlp::map_request(req);
+    let rejected_points = mapped.rejected_points();
+    ing.commit(protocol, mapped.batch).await?;
+    for (reason, n) in &mapped.rejected {
+        ing.metrics.rejected(protocol, reason, *n);
+    }
+    ing.metrics.exemplars_dropped(protocol, mapped.exemplars);
+    let partial_success = (rejected_points > 0).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: rejected_points as i64,
+        error_message: mapped.first_error.unwrap_or_default(),
+    });
+    Ok(ExportMetricsServiceResponse { partial_success })
+}
+
+/// Decompresses at most `max` bytes; more is a 413.
+fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::bad_request("malformed", format!("gzip: {e}")))?;
+    if out.len() > max {
+        return Err(IngestError::too_large(format!(
+            "decompressed body is larger than --max-request-bytes ({max} bytes)"
+        )));
+    }
+    Ok(out)
+}
+
+/// OTLP/JSON's response: int64 as a decimal string, as the protobuf JSON mapping says.
+fn response_json(resp: &ExportMetricsServiceResponse) -> String {
+    match &resp.partial_success {
+        None => "{}".into(),
+        Some(p) => serde_json::json!({
+            "partialSuccess": {"rejectedDataPoints": p.rejected_data_points.to_string(), "errorMessage": p.error_message}
+        })
+        .to_string(),
+    }
+}
+
+/// `google.rpc.Status`, the body OTLP/HTTP servers answer errors with.
+/// Hand-written: two fields of a stable message, not worth a dependency.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn status_response(enc: Encoding, e: &IngestError) -> Response {
+    // gRPC codes: INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8, INTERNAL 13.
+    let code = match (e.status, e.reason) {
+        (_, "series_limit") | (413, _) => 8,
+        (s, _) if s >= 500 => 13,
+        _ => 3,
+    };
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = match enc {
+        Encoding::Protobuf => RpcStatus {
+            code,
+            message: e.message.clone(),
+        }
+        .encode_to_vec(),
+        Encoding::Json => serde_json::json!({"code": code, "message": e.message})
+            .to_string()
+            .into_bytes(),
+    };
+    (status, [(header::CONTENT_TYPE, content_type(enc))], body).into_response()
+}
