@@ -194,31 +194,10 @@ struct File {
 /// with an optional unit, decimal (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`,
 /// `GiB`, `TiB`); `B` or none for bytes. Zero is refused: nothing could be buffered.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    const HINT: &str = "write e.g. 256MiB, 500MB or 1048576";
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "MB" => 1000u64.pow(2),
-        "GB" => 1000u64.pow(3),
-        "TB" => 1000u64.pow(4),
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        other => return Err(format!("unknown unit {other:?} ({HINT})")),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("not a size ({HINT})"))?;
-    let bytes = n * mult as f64;
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err("too large".into());
+    match sonde_cli_config::parse_bytes(s, "256MiB")? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
     }
-    if bytes < 1.0 {
-        return Err("must be at least 1 byte".into());
-    }
-    Ok(bytes as u64)
 }
 
 /// The collector's URL: plain `http://host:port` (the agent is built without TLS).
@@ -314,7 +293,7 @@ impl Config {
     /// Resolves flags over the config file over defaults. The error is one line.
     pub fn resolve(flags: &Flags) -> Result<Config, String> {
         let file = match &flags.config {
-            Some(path) => load_file(path)?,
+            Some(path) => sonde_cli_config::load_toml::<File>(path)?,
             None => File::default(),
         };
         let where_file = |field: &str| match &flags.config {
@@ -420,19 +399,6 @@ fn parse_probe_list(list: &str) -> Result<Vec<Probe>, String> {
         "none" | "" => Ok(Vec::new()),
         list => list.split(',').map(|s| s.trim().parse()).collect(),
     }
-}
-
-fn load_file(path: &PathBuf) -> Result<File, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        // toml's message spans several lines with a source excerpt; keep one line.
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-        let msg = e.message().replace('\n', " ");
-        match line {
-            Some(n) => format!("{}:{n}: {msg}", path.display()),
-            None => format!("{}: {msg}", path.display()),
-        }
-    })
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ impl Config {
     /// naming the flag (`--max-series: ...`) or the file and key.
     pub fn resolve(flags: &Flags) -> Result<Config, String> {
         let file = match &flags.config {
-            Some(path) => load_file(path)?,
+            Some(path) => sonde_cli_config::load_toml::<File>(path)?,
             None => File::default(),
         };
         let src = Source {
@@ -366,48 +366,7 @@ fn parse_count(s: &str) -> Result<usize, String> {
 /// Sizes as Prometheus writes them: a number with an optional unit, decimal
 /// (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`, `TiB`); `B` or none for bytes.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "MB" => 1000u64.pow(2),
-        "GB" => 1000u64.pow(3),
-        "TB" => 1000u64.pow(4),
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} (write e.g. 10GiB, 500MB or 1048576)"
-            ));
-        }
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "not a size (write e.g. 10GiB, 500MB or 1048576)".to_string())?;
-    let bytes = n * mult as f64;
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err("too large".into());
-    }
-    Ok(bytes as u64)
-}
-
-fn load_file(path: &PathBuf) -> Result<File, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        // toml's message spans several lines with a source excerpt; keep one line.
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-        let msg = e.message().replace('\n', " ");
-        match line {
-            Some(n) => format!("{}:{n}: {msg}", path.display()),
-            None => format!("{}: {msg}", path.display()),
-        }
-    })
+    sonde_cli_config::parse_bytes(s, "10GiB")
 }
 
 #[cfg(test)]
