@@ -579,10 +579,15 @@ enum End {
 
 /// Streams a watch until it is told to end, it times out, or the client goes away.
 fn stream_watch(conn: TcpStream, shared: &Shared, w: WatchRequest) -> std::io::Result<()> {
+    // Read the generations before the headers go out: a client may call `bookmark()` (or
+    // end or expire watches) as soon as its watch call returns, and must not be missed.
+    let (expire_gen, end_gen, mut bookmark_gen) = {
+        let st = shared.lock();
+        (st.expire_gen, st.end_gen, st.bookmark_gen)
+    };
     let mut out = ChunkedWriter::start(conn)?;
     let deadline = w.timeout.map(|t| Instant::now() + t);
     let mut st = shared.lock();
-    let (expire_gen, end_gen, mut bookmark_gen) = (st.expire_gen, st.end_gen, st.bookmark_gen);
     let mut cursor = match w.from {
         Some(rv) if rv > 0 => rv,
         _ => {
