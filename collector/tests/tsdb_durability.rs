@@ -1,6 +1,10 @@
 //! Durability of the embedded store across crashes: a child process appends
 //! and reports acknowledged batches until it is SIGKILLed; everything it
 //! acknowledged must be there after reopening. Also: torn WAL tails.
+//!
+//! Runs without libtest's harness (`harness = false` in Cargo.toml) so that
+//! the same executable can be the crashing child: `main` becomes the writer
+//! when `SONDE_TSDB_CRASH_CHILD_DIR` is set, and runs the tests otherwise.
 
 use std::{
     collections::BTreeMap,
@@ -48,13 +52,32 @@ fn batch(writer: usize, i: i64) -> Vec<TimeSeries> {
         .collect()
 }
 
-/// Not a test on its own: the child process of `acked_writes_survive_sigkill`.
-#[test]
-#[ignore = "run as a child process by acked_writes_survive_sigkill"]
-fn crash_child() {
-    let dir = PathBuf::from(
-        std::env::var(CHILD_ENV).expect("crash_child needs SONDE_TSDB_CRASH_CHILD_DIR"),
-    );
+fn main() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        return crash_child(PathBuf::from(dir));
+    }
+    let tests: [(&str, fn()); 3] = [
+        ("acked_writes_survive_sigkill", acked_writes_survive_sigkill),
+        (
+            "torn_wal_tail_is_truncated_and_earlier_writes_survive",
+            torn_wal_tail_is_truncated_and_earlier_writes_survive,
+        ),
+        (
+            "corruption_in_the_middle_of_the_wal_is_an_error_naming_the_segment",
+            corruption_in_the_middle_of_the_wal_is_an_error_naming_the_segment,
+        ),
+    ];
+    // A panicking test fails the run (non-zero exit) after its message is printed.
+    for (name, test) in tests {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed; 0 failed", tests.len());
+}
+
+/// The child process of `acked_writes_survive_sigkill`: appends until killed.
+fn crash_child(dir: PathBuf) {
     let db = std::sync::Arc::new(Tsdb::open_tuned(&dir, TsdbOptions::default(), tuning()).unwrap());
     // Writers go in lockstep (so none falls behind the compaction cut) but
     // append concurrently within a step, sharing fsyncs.
@@ -90,13 +113,6 @@ fn crash_child() {
 fn run_child_and_kill(dir: &Path, acks_before_kill: usize) -> BTreeMap<usize, i64> {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -140,7 +156,6 @@ fn run_child_and_kill(dir: &Path, acks_before_kill: usize) -> BTreeMap<usize, i6
     acked
 }
 
-#[test]
 fn acked_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     // Two crash/restart rounds: the second recovers a store that was itself recovered.
@@ -224,7 +239,6 @@ fn stored(db: &Tsdb) -> Vec<usize> {
     .collect()
 }
 
-#[test]
 fn torn_wal_tail_is_truncated_and_earlier_writes_survive() {
     let dir = tempfile::tempdir().unwrap();
     let quiet = || Tuning {
@@ -276,7 +290,6 @@ fn torn_wal_tail_is_truncated_and_earlier_writes_survive() {
     assert_eq!(stored(&db), vec![12; SERIES_PER_BATCH]);
 }
 
-#[test]
 fn corruption_in_the_middle_of_the_wal_is_an_error_naming_the_segment() {
     let dir = tempfile::tempdir().unwrap();
     let quiet = || Tuning {

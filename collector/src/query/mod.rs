@@ -21,8 +21,6 @@ mod eval;
 pub mod functions;
 mod groups;
 mod memo;
-#[cfg(test)]
-mod perf_tests;
 mod selector;
 mod syntax;
 pub mod test_script;

@@ -558,69 +558,6 @@ fn a_store_can_be_opened_by_one_owner_at_a_time() {
     Tsdb::open_tuned(dir.path(), TsdbOptions::default(), tuning(60_000)).unwrap();
 }
 
-/// Timing numbers for the store on ~10k node_exporter-like series; run with
-/// `cargo test --release -p sonde-collector --lib tsdb::tests::bench -- --ignored --nocapture`.
-#[test]
-#[ignore = "benchmark; run explicitly in release mode"]
-fn bench_append_compact_select() {
-    use std::time::Instant;
-    let dir = tempfile::tempdir().unwrap();
-    let db = Tsdb::open_tuned(dir.path(), TsdbOptions::default(), tuning(2 * 3600 * 1000)).unwrap();
-    let start = 1_700_000_000_000 - 1_700_000_000_000 % (2 * 3600 * 1000);
-    let batches = node_exporter_batches(30, 3 * 240 + 120, start, 1);
-    let total: usize = batches.iter().map(|b| b.len()).sum();
-    let t = Instant::now();
-    for b in &batches {
-        for part in b.chunks(2000) {
-            db.append(part).unwrap();
-        }
-    }
-    let el = t.elapsed();
-    println!(
-        "append: {} series, {total} samples in {el:?} ({:.0} samples/s)",
-        batches[0].len(),
-        total as f64 / el.as_secs_f64()
-    );
-    let t = Instant::now();
-    db.compact(false).unwrap();
-    println!("compact: {:?}, blocks {:?}", t.elapsed(), db.blocks());
-    let end = start + 3 * 3600 * 1000 + 1800 * 1000;
-    let time = |what: &str, f: &dyn Fn() -> usize| {
-        let t = Instant::now();
-        let mut n = 0;
-        for _ in 0..5 {
-            n = f();
-        }
-        println!("{what}: {:?} per call ({n} samples)", t.elapsed() / 5);
-    };
-    let count = |v: Vec<crate::store::SeriesData>| v.iter().map(|s| s.samples.len()).sum::<usize>();
-    let idle = [
-        Matcher::equal("__name__", "node_cpu_seconds_total"),
-        Matcher::equal("mode", "idle"),
-    ];
-    time("select cpu idle, 2h in a block", &|| {
-        count(db.select(&idle, start, start + 2 * 3600 * 1000).unwrap())
-    });
-    time("select cpu idle, last 5m (head)", &|| {
-        count(db.select(&idle, end - 300_000, end).unwrap())
-    });
-    let node = [Matcher::new(MatchOp::Regex, "__name__", "node_.*").unwrap()];
-    time("select node_.* last 5m (head)", &|| {
-        count(db.select(&node, end - 300_000, end).unwrap())
-    });
-    time("select everything, 3.5h", &|| {
-        count(db.select(&[], start, end).unwrap())
-    });
-    time("label_values(__name__)", &|| {
-        db.label_values("__name__", &[], start, end).unwrap().len()
-    });
-    time("series(up)", &|| {
-        db.series(&[vec![Matcher::equal("__name__", "up")]], start, end)
-            .unwrap()
-            .len()
-    });
-}
-
 #[test]
 fn out_of_order_samples_survive_reopen_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
