@@ -19,6 +19,21 @@ pub fn is_stale_nan(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// A float as Prometheus writes it in its API answers and in `le`/`quantile`
+/// labels: `NaN`, `+Inf`, `-Inf`, otherwise the shortest round-trip decimal,
+/// never exponential (Go's `FormatFloat(v, 'f', -1, 64)`; Rust's `Display` is the same).
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
 /// A label set, sorted by name, names unique. Cheap to clone.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Arc<[(String, String)]>);
@@ -40,8 +55,15 @@ impl Labels {
         Labels(pairs.into())
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Labels {
-        Labels::new(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Labels {
+        Labels::new(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -73,17 +95,30 @@ impl Labels {
 
     /// A copy without the given label names.
     pub fn without(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|(n, _)| !names.contains(&n.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| !names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// A copy keeping only the given label names.
     pub fn only(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|(n, _)| names.contains(&n.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// A copy with `name` set to `value` (removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut pairs: Vec<(String, String)> = self.0.iter().filter(|(n, _)| n != name).cloned().collect();
+        let mut pairs: Vec<(String, String)> =
+            self.0.iter().filter(|(n, _)| n != name).cloned().collect();
         pairs.push((name.to_string(), value.to_string()));
         Labels::new(pairs)
     }
@@ -156,17 +191,33 @@ pub enum MatchOp {
 }
 
 impl Matcher {
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher, regex::Error> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, regex::Error> {
         let value = value.into();
         let re = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(regex::Regex::new(&format!("^(?s:{value})$"))?),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(regex::Regex::new(&format!("^(?s:{value})$"))?)
+            }
             _ => None,
         };
-        Ok(Matcher { name: name.into(), op, value, re })
+        Ok(Matcher {
+            name: name.into(),
+            op,
+            value,
+            re,
+        })
     }
 
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher { name: name.into(), op: MatchOp::Equal, value: value.into(), re: None }
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            re: None,
+        }
     }
 
     /// Whether a label value matches; an absent label has the value "".
@@ -200,7 +251,13 @@ mod tests {
     #[test]
     fn labels_sorted_deduped_without_empty_values() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", ""), ("a", "3")]);
-        assert_eq!(l.pairs(), &[("a".to_string(), "3".to_string()), ("b".to_string(), "2".to_string())]);
+        assert_eq!(
+            l.pairs(),
+            &[
+                ("a".to_string(), "3".to_string()),
+                ("b".to_string(), "2".to_string())
+            ]
+        );
         assert_eq!(l.get("b"), Some("2"));
         assert_eq!(l.get("c"), None);
     }

@@ -6,22 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 
 use crate::{
-    model::{Labels, Sample},
+    model::{Labels, Sample, format_float},
     query::Value,
 };
-
-pub fn float_string(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's Display for f64 is the shortest round-trip form, never exponential.
-        v.to_string()
-    }
-}
 
 /// Milliseconds as Prometheus's float seconds (`1435781451.781`, or an
 /// integer when whole).
@@ -34,7 +21,7 @@ pub fn timestamp(ms: i64) -> Json {
 }
 
 pub fn point(t: i64, v: f64) -> Json {
-    json!([timestamp(t), float_string(v)])
+    json!([timestamp(t), format_float(v)])
 }
 
 pub fn labels(l: &Labels) -> Json {
@@ -81,13 +68,13 @@ mod tests {
 
     #[test]
     fn floats_as_prometheus_writes_them() {
-        assert_eq!(float_string(f64::NAN), "NaN");
-        assert_eq!(float_string(f64::INFINITY), "+Inf");
-        assert_eq!(float_string(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(float_string(1.0), "1");
-        assert_eq!(float_string(0.1), "0.1");
-        assert_eq!(float_string(1e21), "1000000000000000000000");
-        assert_eq!(float_string(-2.5e-7), "-0.00000025");
+        assert_eq!(format_float(f64::NAN), "NaN");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(1e21), "1000000000000000000000");
+        assert_eq!(format_float(-2.5e-7), "-0.00000025");
         assert_eq!(timestamp(1_435_781_451_781).to_string(), "1435781451.781");
         assert_eq!(timestamp(1_000).to_string(), "1");
     }

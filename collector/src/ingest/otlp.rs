@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::{
 };
 
 use super::batch::WriteBatch;
-use crate::model::{Labels, METRIC_NAME, MetricMetadata, Sample, stale_nan};
+use crate::model::{Labels, METRIC_NAME, MetricMetadata, Sample, format_float, stale_nan};
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
@@ -434,20 +434,6 @@ fn any_to_string(v: Option<&AnyValue>) -> String {
                 .collect();
             format!("{{{}}}", items.join(","))
         }
-    }
-}
-
-/// Bucket bounds and quantiles as Prometheus writes them: shortest
-/// round-trip decimal, `+Inf`/`-Inf`/`NaN`.
-pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        v.to_string()
     }
 }
 
