@@ -212,68 +212,57 @@ fn scope_metrics(o: &Obj, path: &str) -> Result<ScopeMetrics, String> {
     })
 }
 
+/// A metric's `dataPoints`, each decoded by `f`; errors name `<path>.dataPoints[i]`.
+fn data_points<T>(
+    o: &Obj,
+    path: &str,
+    f: impl Fn(&Obj, &str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    list(
+        o,
+        "dataPoints",
+        "data_points",
+        &format!("{path}.dataPoints"),
+        f,
+    )
+}
+
+fn temporality(o: &Obj, path: &str) -> Result<i32, String> {
+    enum_field(
+        o,
+        "aggregationTemporality",
+        "aggregation_temporality",
+        path,
+        TEMPORALITY,
+    )
+}
+
 fn metric(o: &Obj, path: &str) -> Result<Metric, String> {
     let mut data = None;
     if let Some(v) = get(o, "gauge", "gauge") {
         let p = format!("{path}.gauge");
         data = Some(Data::Gauge(Gauge {
-            data_points: list(
-                as_obj(v, &p)?,
-                "dataPoints",
-                "data_points",
-                &format!("{p}.dataPoints"),
-                number_point,
-            )?,
+            data_points: data_points(as_obj(v, &p)?, &p, number_point)?,
         }));
     } else if let Some(v) = get(o, "sum", "sum") {
         let p = format!("{path}.sum");
         let s = as_obj(v, &p)?;
         data = Some(Data::Sum(Sum {
-            data_points: list(
-                s,
-                "dataPoints",
-                "data_points",
-                &format!("{p}.dataPoints"),
-                number_point,
-            )?,
-            aggregation_temporality: enum_field(
-                s,
-                "aggregationTemporality",
-                "aggregation_temporality",
-                &p,
-                TEMPORALITY,
-            )?,
+            data_points: data_points(s, &p, number_point)?,
+            aggregation_temporality: temporality(s, &p)?,
             is_monotonic: boolean(s, "isMonotonic", "is_monotonic", &p)?,
         }));
     } else if let Some(v) = get(o, "histogram", "histogram") {
         let p = format!("{path}.histogram");
         let h = as_obj(v, &p)?;
         data = Some(Data::Histogram(Histogram {
-            data_points: list(
-                h,
-                "dataPoints",
-                "data_points",
-                &format!("{p}.dataPoints"),
-                histogram_point,
-            )?,
-            aggregation_temporality: enum_field(
-                h,
-                "aggregationTemporality",
-                "aggregation_temporality",
-                &p,
-                TEMPORALITY,
-            )?,
+            data_points: data_points(h, &p, histogram_point)?,
+            aggregation_temporality: temporality(h, &p)?,
         }));
     } else if let Some(v) = get(o, "summary", "summary") {
         let p = format!("{path}.summary");
         data = Some(Data::Summary(Summary {
-            data_points: list(
-                as_obj(v, &p)?,
-                "dataPoints",
-                "data_points",
-                &format!("{p}.dataPoints"),
-                summary_point,
-            )?,
+            data_points: data_points(as_obj(v, &p)?, &p, summary_point)?,
         }));
     } else if let Some(v) = get(o, "exponentialHistogram", "exponential_histogram") {
         // Refused later, point by point; only the count of points matters here.
