@@ -13,6 +13,7 @@ mod hist;
 mod kernel;
 mod oom;
 mod runqueue;
+mod stdio;
 mod task_storage;
 mod tcp;
 

@@ -26,6 +26,13 @@
 //! interval = "15s"               # how often metrics are snapshotted and pushed
 //! buffer_dir = "/var/lib/sonde-agent/buffer"   # unsent batches, kept across restarts
 //! buffer_max_bytes = "256MiB"    # or a number of bytes; past it the oldest batches are dropped
+//! [logs]
+//! enabled = "on"                 # "on"/"off" (or true/false); default: on with a collector
+//! log_dir = "/var/log/pods"      # <ns>_<pod>_<uid>/<container>/*.log
+//! positions = "/var/lib/sonde-agent/log-positions.json"   # where tailing resumes
+//! redact = "/etc/sonde/redaction.toml"   # [[rule]] name/pattern/replacement
+//! flush_interval = "1s"          # longest a read line waits before its batch is queued
+//! tap = false                    # eBPF tap of stdout/stderr writes of containers without a log file
 //! ```
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
@@ -58,9 +65,10 @@ impl Probe {
 impl FromStr for Probe {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Probe::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            format!("unknown probe {s:?} (known: runqueue, oom, tcp, blockio)")
-        })
+        Probe::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown probe {s:?} (known: runqueue, oom, tcp, blockio)"))
     }
 }
 
@@ -161,6 +169,30 @@ pub struct Flags {
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub buffer_max_bytes: Option<u64>,
 
+    /// Tail container logs and ship them to --collector: on or off [default: on when --collector is set].
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub logs: Option<String>,
+
+    /// Kubelet's pod log directory, <ns>_<pod>_<uid>/<container>/*.log below it [default: /var/log/pods].
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Checkpoint of how far each log file was shipped (JSON) [default: /var/lib/sonde-agent/log-positions.json].
+    #[arg(long, value_name = "FILE")]
+    pub log_positions: Option<PathBuf>,
+
+    /// Redaction rules applied to every log line before shipping (TOML [[rule]] name, pattern, replacement) [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub redact: Option<PathBuf>,
+
+    /// Longest a read log line waits before its batch is queued for sending, e.g. 1s [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub log_flush_interval: Option<Duration>,
+
+    /// Also read stdout/stderr of containers that have no log file, by an eBPF tap of write(2) to fd 1 and 2: on or off [default: off].
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub log_tap: Option<String>,
+
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -188,6 +220,27 @@ struct File {
     kubernetes: FileKubernetes,
     #[serde(default)]
     export: FileExport,
+    #[serde(default)]
+    logs: FileLogs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogs {
+    enabled: Option<OnOff>,
+    log_dir: Option<PathBuf>,
+    positions: Option<PathBuf>,
+    redact: Option<PathBuf>,
+    flush_interval: Option<String>,
+    tap: Option<bool>,
+}
+
+/// `enabled = "on"` or `enabled = true`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OnOff {
+    Bool(bool),
+    Text(String),
 }
 
 /// Sizes as Prometheus writes them (the collector's flags take the same): a number
@@ -278,6 +331,20 @@ pub struct Config {
     pub pod_labels: Vec<String>,
     /// Set: push metrics to a collector over OTLP/gRPC.
     pub export: Option<ExportConfig>,
+    /// Set: tail container logs and ship them (needs `export`).
+    pub logs: Option<LogsConfig>,
+}
+
+/// The log tailer's settings (see `logs`).
+#[derive(Debug, Clone)]
+pub struct LogsConfig {
+    pub log_dir: PathBuf,
+    pub positions: PathBuf,
+    /// The rules file and its compiled rules.
+    pub redact: Option<(PathBuf, crate::logs::redact::Rules)>,
+    pub flush_interval: Duration,
+    /// The eBPF stdout/stderr tap for containers without a log file (`probes::stdio`).
+    pub tap: bool,
 }
 
 /// Where and how the agent pushes its metrics (see `export::otlp`).
@@ -310,14 +377,26 @@ impl Config {
             (None, None) => Probe::ALL.to_vec(),
         };
         // A duration from its flag, else the file's field, else `default`.
-        let duration = |flag: Option<Duration>, field: &str, text: &Option<String>, default: Duration| match (flag, text) {
+        let duration = |flag: Option<Duration>,
+                        field: &str,
+                        text: &Option<String>,
+                        default: Duration| match (flag, text) {
             (Some(d), _) => Ok(d),
-            (None, Some(s)) => parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file(field))),
+            (None, Some(s)) => {
+                parse_duration(s).map_err(|e| format!("{}: {s:?}: {e}", where_file(field)))
+            }
             (None, None) => Ok(default),
         };
-        let probe_interval =
-            duration(flags.probe_interval, "probes.interval", &file.probes.interval, Duration::from_secs(5))?;
-        let max_cgroups = flags.max_cgroups.or(file.probes.max_cgroups).unwrap_or(1024);
+        let probe_interval = duration(
+            flags.probe_interval,
+            "probes.interval",
+            &file.probes.interval,
+            Duration::from_secs(5),
+        )?;
+        let max_cgroups = flags
+            .max_cgroups
+            .or(file.probes.max_cgroups)
+            .unwrap_or(1024);
         if max_cgroups == 0 {
             return Err(if flags.max_cgroups.is_some() {
                 "--max-cgroups: must be at least 1".into()
@@ -325,39 +404,151 @@ impl Config {
                 format!("{}: must be at least 1", where_file("probes.max_cgroups"))
             });
         }
-        let cgroup_grace =
-            duration(flags.cgroup_grace, "probes.cgroup_grace", &file.probes.cgroup_grace, Duration::from_secs(120))?;
+        let cgroup_grace = duration(
+            flags.cgroup_grace,
+            "probes.cgroup_grace",
+            &file.probes.cgroup_grace,
+            Duration::from_secs(120),
+        )?;
         let pod_labels = match (&flags.pod_labels, file.kubernetes.pod_labels) {
-            (Some(list), _) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            (Some(list), _) => list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             (None, Some(list)) => list,
             (None, None) => Vec::new(),
         };
-        let export_interval =
-            duration(flags.export_interval, "export.interval", &file.export.interval, Duration::from_secs(15))?;
+        let export_interval = duration(
+            flags.export_interval,
+            "export.interval",
+            &file.export.interval,
+            Duration::from_secs(15),
+        )?;
         let export = resolve_export(flags, &file.export, &where_file, export_interval)?;
+        let log_flush = duration(
+            flags.log_flush_interval,
+            "logs.flush_interval",
+            &file.logs.flush_interval,
+            Duration::from_secs(1),
+        )?;
+        let logs = resolve_logs(flags, &file.logs, &where_file, export.is_some(), log_flush)?;
         let log_format = match flags.log_format.as_deref() {
             Some("json") => LogFormat::Json,
             Some(_) => LogFormat::Text,
             None => file.log_format.unwrap_or(LogFormat::Text),
         };
         Ok(Config {
-            listen: flags.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:9101".parse().unwrap()),
-            log_level: flags.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            listen: flags
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "0.0.0.0:9101".parse().unwrap()),
+            log_level: flags
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
             log_format,
-            procfs: flags.procfs.clone().or(file.host.procfs).unwrap_or_else(|| "/proc".into()),
-            sysfs: flags.sysfs.clone().or(file.host.sysfs).unwrap_or_else(|| "/sys".into()),
-            rootfs: flags.rootfs.clone().or(file.host.rootfs).unwrap_or_else(|| "/".into()),
+            procfs: flags
+                .procfs
+                .clone()
+                .or(file.host.procfs)
+                .unwrap_or_else(|| "/proc".into()),
+            sysfs: flags
+                .sysfs
+                .clone()
+                .or(file.host.sysfs)
+                .unwrap_or_else(|| "/sys".into()),
+            rootfs: flags
+                .rootfs
+                .clone()
+                .or(file.host.rootfs)
+                .unwrap_or_else(|| "/".into()),
             probes,
             probe_interval,
             max_cgroups,
             cgroup_root: flags.cgroup_root.clone().or(file.probes.cgroup_root),
             cgroup_grace,
-            node_name: flags.node_name.clone().or(file.kubernetes.node_name).filter(|n| !n.is_empty()),
+            node_name: flags
+                .node_name
+                .clone()
+                .or(file.kubernetes.node_name)
+                .filter(|n| !n.is_empty()),
             kubeconfig: flags.kubeconfig.clone().or(file.kubernetes.kubeconfig),
             pod_labels,
             export,
+            logs,
         })
     }
+}
+
+/// The log settings, each from its flag, else the `[logs]` table, else its
+/// default; `None` when logs are off (the default without a collector).
+fn resolve_logs(
+    flags: &Flags,
+    file: &FileLogs,
+    where_file: &dyn Fn(&str) -> String,
+    have_collector: bool,
+    flush_interval: Duration,
+) -> Result<Option<LogsConfig>, String> {
+    let enabled = match (&flags.logs, &file.enabled) {
+        (Some(v), _) => Some((v == "on", "--logs".to_string())),
+        (None, Some(OnOff::Bool(b))) => Some((*b, where_file("logs.enabled"))),
+        (None, Some(OnOff::Text(t))) => match t.as_str() {
+            "on" => Some((true, where_file("logs.enabled"))),
+            "off" => Some((false, where_file("logs.enabled"))),
+            other => {
+                return Err(format!(
+                    "{}: {other:?}: write \"on\" or \"off\"",
+                    where_file("logs.enabled")
+                ));
+            }
+        },
+        (None, None) => None,
+    };
+    match enabled {
+        Some((false, _)) => return Ok(None),
+        Some((true, what)) if !have_collector => {
+            return Err(format!(
+                "{what}: logs need a collector to ship to (--collector)"
+            ));
+        }
+        None if !have_collector => return Ok(None),
+        _ => {}
+    }
+    let redact_path = flags
+        .redact
+        .clone()
+        .map(|p| (p, true))
+        .or_else(|| file.redact.clone().map(|p| (p, false)));
+    let redact = match redact_path {
+        Some((path, from_flag)) => {
+            let rules = crate::logs::redact::Rules::load(&path).map_err(|e| {
+                if from_flag {
+                    format!("--redact: {e}")
+                } else {
+                    format!("{}: {e}", where_file("logs.redact"))
+                }
+            })?;
+            Some((path, rules))
+        }
+        None => None,
+    };
+    Ok(Some(LogsConfig {
+        log_dir: flags
+            .log_dir
+            .clone()
+            .or_else(|| file.log_dir.clone())
+            .unwrap_or_else(|| "/var/log/pods".into()),
+        positions: flags
+            .log_positions
+            .clone()
+            .or_else(|| file.positions.clone())
+            .unwrap_or_else(|| "/var/lib/sonde-agent/log-positions.json".into()),
+        redact,
+        flush_interval,
+        tap: flags.log_tap.as_deref().map(|v| v == "on").or(file.tap).unwrap_or(false),
+    }))
 }
 
 /// The export settings (interval already resolved), each from its flag, else the
@@ -371,11 +562,15 @@ fn resolve_export(
 ) -> Result<Option<ExportConfig>, String> {
     let buffer_max_bytes = match (flags.buffer_max_bytes, &file.buffer_max_bytes) {
         (Some(n), _) => n,
-        (None, Some(FileSize::Bytes(0))) => return Err(format!("{}: must be at least 1 byte", where_file("export.buffer_max_bytes"))),
-        (None, Some(FileSize::Bytes(n))) => *n,
-        (None, Some(FileSize::Text(s))) => {
-            parse_bytes(s).map_err(|e| format!("{}: {s:?}: {e}", where_file("export.buffer_max_bytes")))?
+        (None, Some(FileSize::Bytes(0))) => {
+            return Err(format!(
+                "{}: must be at least 1 byte",
+                where_file("export.buffer_max_bytes")
+            ));
         }
+        (None, Some(FileSize::Bytes(n))) => *n,
+        (None, Some(FileSize::Text(s))) => parse_bytes(s)
+            .map_err(|e| format!("{}: {s:?}: {e}", where_file("export.buffer_max_bytes")))?,
         (None, None) => 256 << 20,
     };
     let buffer_dir = flags
@@ -384,13 +579,19 @@ fn resolve_export(
         .or_else(|| file.buffer_dir.clone())
         .unwrap_or_else(|| "/var/lib/sonde-agent/buffer".into());
     let collector = match (&flags.collector, &file.collector) {
-        (Some(url), _) => check_collector_url(url).map_err(|e| format!("--collector {url:?}: {e}"))?,
-        (None, Some(url)) => {
-            check_collector_url(url).map_err(|e| format!("{}: {url:?}: {e}", where_file("export.collector")))?
+        (Some(url), _) => {
+            check_collector_url(url).map_err(|e| format!("--collector {url:?}: {e}"))?
         }
+        (None, Some(url)) => check_collector_url(url)
+            .map_err(|e| format!("{}: {url:?}: {e}", where_file("export.collector")))?,
         (None, None) => return Ok(None),
     };
-    Ok(Some(ExportConfig { collector, export_interval, buffer_dir, buffer_max_bytes }))
+    Ok(Some(ExportConfig {
+        collector,
+        export_interval,
+        buffer_dir,
+        buffer_max_bytes,
+    }))
 }
 
 fn parse_probe_list(list: &str) -> Result<Vec<Probe>, String> {
@@ -422,7 +623,8 @@ mod tests {
             pub fn new(body: &str) -> Self {
                 static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir().join(format!("sonde-config-test-{}-{n}.toml", std::process::id()));
+                let p = std::env::temp_dir()
+                    .join(format!("sonde-config-test-{}-{n}.toml", std::process::id()));
                 std::fs::write(&p, body).unwrap();
                 TempPath(p)
             }
@@ -444,13 +646,18 @@ mod tests {
 
     #[test]
     fn flags_override_file() {
-        let (_p, mut f) = with_file("listen = \"127.0.0.1:1\"\n[probes]\nenabled = [\"oom\"]\ninterval = \"2s\"\n");
+        let (_p, mut f) = with_file(
+            "listen = \"127.0.0.1:1\"\n[probes]\nenabled = [\"oom\"]\ninterval = \"2s\"\n",
+        );
         let c = Config::resolve(&f).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
         assert_eq!(c.probes, vec![Probe::Oom]);
         assert_eq!(c.probe_interval, Duration::from_secs(2));
         f.probes = Some("tcp,blockio".into());
-        assert_eq!(Config::resolve(&f).unwrap().probes, vec![Probe::Tcp, Probe::Blockio]);
+        assert_eq!(
+            Config::resolve(&f).unwrap().probes,
+            vec![Probe::Tcp, Probe::Blockio]
+        );
     }
 
     #[test]
@@ -463,7 +670,10 @@ mod tests {
 
         let (_p, f) = with_file("[probes]\nenabled = [\"nope\"]\n");
         let e = Config::resolve(&f).unwrap_err();
-        assert!(e.contains("probes.enabled") && e.contains("\"nope\""), "{e}");
+        assert!(
+            e.contains("probes.enabled") && e.contains("\"nope\""),
+            "{e}"
+        );
 
         let (_p, f) = with_file("[probes]\ninterval = \"soon\"\n");
         assert!(Config::resolve(&f).unwrap_err().contains("probes.interval"));
@@ -475,7 +685,12 @@ mod tests {
         assert!(e.starts_with("--probes:") && e.contains("bogus"), "{e}");
         assert!(Flags::try_parse_from(["sonde-agent", "--probe-interval", "0s"]).is_err());
         assert!(Flags::try_parse_from(["sonde-agent", "--listen", "nowhere"]).is_err());
-        assert_eq!(Config::resolve(&flags(&["--probes", "none"])).unwrap().probes, vec![]);
+        assert_eq!(
+            Config::resolve(&flags(&["--probes", "none"]))
+                .unwrap()
+                .probes,
+            vec![]
+        );
     }
 
     #[test]
@@ -491,14 +706,28 @@ mod tests {
             "[export]\ncollector = \"http://c:4317\"\ninterval = \"2s\"\nbuffer_dir = \"/b\"\nbuffer_max_bytes = \"1KiB\"\n",
         );
         let e = Config::resolve(&f).unwrap().export.unwrap();
-        assert_eq!((e.collector.as_str(), e.export_interval, e.buffer_max_bytes), ("http://c:4317", Duration::from_secs(2), 1024));
+        assert_eq!(
+            (e.collector.as_str(), e.export_interval, e.buffer_max_bytes),
+            ("http://c:4317", Duration::from_secs(2), 1024)
+        );
         f.buffer_max_bytes = Some(5);
         f.export_interval = Some(Duration::from_millis(300));
         let e = Config::resolve(&f).unwrap().export.unwrap();
-        assert_eq!((e.export_interval, e.buffer_max_bytes), (Duration::from_millis(300), 5));
+        assert_eq!(
+            (e.export_interval, e.buffer_max_bytes),
+            (Duration::from_millis(300), 5)
+        );
 
-        let (_p, f) = with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = 4096\n");
-        assert_eq!(Config::resolve(&f).unwrap().export.unwrap().buffer_max_bytes, 4096);
+        let (_p, f) =
+            with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = 4096\n");
+        assert_eq!(
+            Config::resolve(&f)
+                .unwrap()
+                .export
+                .unwrap()
+                .buffer_max_bytes,
+            4096
+        );
     }
 
     #[test]
@@ -513,15 +742,105 @@ mod tests {
             assert!(parse_bytes(bad).is_err(), "{bad:?}");
         }
         assert!(Flags::try_parse_from(["sonde-agent", "--buffer-max-bytes", "lots"]).is_err());
-        let (_p, f) = with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = \"9 parsecs\"\n");
-        assert!(Config::resolve(&f).unwrap_err().contains("export.buffer_max_bytes"));
+        let (_p, f) = with_file(
+            "[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = \"9 parsecs\"\n",
+        );
+        assert!(
+            Config::resolve(&f)
+                .unwrap_err()
+                .contains("export.buffer_max_bytes")
+        );
         let (_p, f) = with_file("[export]\ncollector = \"c:4317\"\n");
-        assert!(Config::resolve(&f).unwrap_err().contains("export.collector"));
+        assert!(
+            Config::resolve(&f)
+                .unwrap_err()
+                .contains("export.collector")
+        );
+    }
+
+    #[test]
+    fn logs_settings() {
+        let c = Config::resolve(&flags(&[])).unwrap();
+        assert!(c.logs.is_none(), "off without a collector");
+        let c = Config::resolve(&flags(&["--collector", "http://c:4317"])).unwrap();
+        let l = c.logs.unwrap();
+        assert_eq!(l.log_dir, PathBuf::from("/var/log/pods"));
+        assert_eq!(
+            l.positions,
+            PathBuf::from("/var/lib/sonde-agent/log-positions.json")
+        );
+        assert_eq!(l.flush_interval, Duration::from_secs(1));
+        assert!(l.redact.is_none());
+        assert!(
+            Config::resolve(&flags(&["--collector", "http://c:4317", "--logs", "off"]))
+                .unwrap()
+                .logs
+                .is_none()
+        );
+        let e = Config::resolve(&flags(&["--logs", "on"])).unwrap_err();
+        assert!(e.starts_with("--logs:"), "{e}");
+        assert!(Flags::try_parse_from(["sonde-agent", "--logs", "maybe"]).is_err());
+        assert!(Flags::try_parse_from(["sonde-agent", "--log-flush-interval", "0s"]).is_err());
+
+        let rules = tempfile_path::TempPath::new(
+            "[[rule]]\nname = \"x\"\npattern = 'a+'\nreplacement = \"b\"\n",
+        );
+        let (_p, mut f) = with_file(&format!(
+            "[export]\ncollector = \"http://c:4317\"\n[logs]\nlog_dir = \"/l\"\npositions = \"/p.json\"\nflush_interval = \"250ms\"\nredact = \"{}\"\n",
+            rules.0.display()
+        ));
+        let l = Config::resolve(&f).unwrap().logs.unwrap();
+        assert_eq!(
+            (l.log_dir.to_str(), l.positions.to_str()),
+            (Some("/l"), Some("/p.json"))
+        );
+        assert_eq!(l.flush_interval, Duration::from_millis(250));
+        assert_eq!(l.redact.unwrap().1.rules.len(), 1);
+        f.log_dir = Some("/other".into());
+        f.log_flush_interval = Some(Duration::from_secs(3));
+        let l = Config::resolve(&f).unwrap().logs.unwrap();
+        assert_eq!(
+            (l.log_dir.to_str(), l.flush_interval),
+            (Some("/other"), Duration::from_secs(3))
+        );
+
+        let bad = tempfile_path::TempPath::new("[[rule]]\nname = \"broken\"\npattern = '(x'\n");
+        let e = Config::resolve(&flags(&[
+            "--collector",
+            "http://c:4317",
+            "--redact",
+            bad.0.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.starts_with("--redact: ")
+                && e.contains(bad.0.to_str().unwrap())
+                && e.contains("\"broken\""),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        let (_p, f) =
+            with_file("[export]\ncollector = \"http://c:4317\"\n[logs]\nenabled = \"yes\"\n");
+        assert!(Config::resolve(&f).unwrap_err().contains("logs.enabled"));
+        let (_p, f) = with_file("[logs]\nenabled = false\n");
+        assert!(Config::resolve(&f).unwrap().logs.is_none());
+        let (_p, f) = with_file(
+            "[export]\ncollector = \"http://c:4317\"\n[logs]\nflush_interval = \"never\"\n",
+        );
+        assert!(
+            Config::resolve(&f)
+                .unwrap_err()
+                .contains("logs.flush_interval")
+        );
     }
 
     #[test]
     fn missing_file_is_named() {
         let f = flags(&["--config", "/nonexistent/agent.toml"]);
-        assert!(Config::resolve(&f).unwrap_err().starts_with("/nonexistent/agent.toml: "));
+        assert!(
+            Config::resolve(&f)
+                .unwrap_err()
+                .starts_with("/nonexistent/agent.toml: ")
+        );
     }
 }

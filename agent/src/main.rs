@@ -2,17 +2,21 @@
 //!
 //! Data flows one way: sources (`host` for /proc and /sys, `probes` for the
 //! kernel) -> `enrich` (names for cgroup ids and devices) -> `export` (/metrics).
+//! Container logs run their own path: `logs` (tail, parse, redact, batch) ->
+//! `export::otlp` (disk queue and sender).
 
 mod config;
 mod container_stats;
 mod enrich;
 mod export;
 mod host;
+mod logs;
 mod probes;
 
 use std::{
     process::ExitCode,
     sync::{Arc, Mutex, RwLock},
+    time::Duration,
 };
 
 use clap::Parser;
@@ -26,7 +30,13 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) if e.use_stderr() => {
             // One line: what is wrong and with which flag (clap adds usage lines).
-            let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
             eprintln!("sonde-agent: {first} (see --help)");
             return ExitCode::from(2);
         }
@@ -66,8 +76,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cfg: &Config) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| e.to_string())?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -79,7 +92,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = export::server::bind(cfg.listen).await?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(BuildInfo));
-    let host_paths = host::HostPaths { procfs: cfg.procfs.clone(), sysfs: cfg.sysfs.clone(), rootfs: cfg.rootfs.clone() };
+    let host_paths = host::HostPaths {
+        procfs: cfg.procfs.clone(),
+        sysfs: cfg.sysfs.clone(),
+        rootfs: cfg.rootfs.clone(),
+    };
     for c in host::collectors(&host_paths) {
         registry.register_collector(c);
     }
@@ -95,17 +112,34 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.sysfs.clone(),
         cfg.max_cgroups as usize,
     )));
-    registry.register_collector(Box::new(start_probes(&cfg, workloads.clone())));
+    let (probe_metrics, stdio_tap) = start_probes(&cfg, workloads.clone());
+    registry.register_collector(Box::new(probe_metrics));
     let push = match &cfg.export {
-        Some(e) => Some(export::otlp::Export::prepare(e, export::otlp::node_name(cfg.node_name.as_deref()), &mut registry)?),
+        Some(e) => Some(export::otlp::Export::prepare(
+            e,
+            export::otlp::node_name(cfg.node_name.as_deref()),
+            &mut registry,
+        )?),
         None => None,
     };
+    match (&cfg.logs, &cfg.export) {
+        (Some(logs_cfg), Some(export_cfg)) => {
+            let node = export::otlp::node_name(cfg.node_name.as_deref());
+            let tap = stdio_tap.map(|t| start_tap(t, logs_cfg, &workloads, &mut registry));
+            logs::start(logs_cfg, export_cfg, node, tap, &mut registry)?;
+        }
+        (None, None) => info!("container logs off: no --collector to ship them to"),
+        _ => info!("container logs off (--logs off)"),
+    }
     let registry = Arc::new(registry);
     if let Some(push) = push {
         push.spawn(registry.clone());
     }
     info!(listen = %cfg.listen, "serving metrics");
-    println!("sonde-agent: metrics at http://{}/metrics", display_addr(cfg.listen));
+    println!(
+        "sonde-agent: metrics at http://{}/metrics",
+        display_addr(cfg.listen)
+    );
     tokio::select! {
         r = export::server::serve(listener, registry) => r,
         _ = tokio::signal::ctrl_c() => { info!("interrupted; stopping"); Ok(()) }
@@ -113,7 +147,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 }
 
 fn cgroup_paths(cfg: &Config) -> enrich::cgroups::CgroupPaths {
-    let root = cfg.cgroup_root.clone().or_else(|| enrich::cgroups::find_root(&cfg.procfs));
+    let root = cfg
+        .cgroup_root
+        .clone()
+        .or_else(|| enrich::cgroups::find_root(&cfg.procfs));
     if root.is_none() {
         warn!("no cgroup v2 hierarchy found; per-cgroup metrics will be labelled by cgroup id");
     }
@@ -135,28 +172,72 @@ fn start_pod_watch(cfg: &Config) -> anyhow::Result<Option<enrich::pods::PodIndex
     Ok(Some(pods))
 }
 
-/// Loads the probes and starts their reader; never fails the agent.
-fn start_probes(cfg: &Config, workloads: Arc<Mutex<enrich::workloads::Workloads>>) -> probes::metrics::ProbeMetrics {
+/// Starts the stdout/stderr tap; its lines go to the log path.
+fn start_tap(
+    tap: probes::stdio::StdioTap,
+    logs_cfg: &config::LogsConfig,
+    workloads: &Arc<Mutex<enrich::workloads::Workloads>>,
+    registry: &mut Registry,
+) -> logs::tap::TapInput {
+    // Bounded: the kernel cannot wait, so past this the tap drops (and counts) lines.
+    let (tx, rx) = tokio::sync::mpsc::channel(16_384);
+    let stats = probes::stdio::TapStats::default();
+    registry.register_collector(Box::new(stats.clone()));
+    let root = workloads.lock().unwrap_or_else(|p| p.into_inner()).cgroup_root().map(|p| p.to_path_buf());
+    match root {
+        Some(root) => probes::stdio::spawn(tap, root, logs_cfg.log_dir.clone(), Duration::from_secs(2), tx, stats),
+        None => warn!("the stdout/stderr tap has no cgroup v2 tree to find containers in; it reads nothing"),
+    }
+    logs::tap::TapInput { lines: rx, workloads: workloads.clone() }
+}
+
+/// Loads the probes and starts their reader; never fails the agent. Also hands
+/// back the stdout/stderr tap when it is configured and attached.
+fn start_probes(
+    cfg: &Config,
+    workloads: Arc<Mutex<enrich::workloads::Workloads>>,
+) -> (probes::metrics::ProbeMetrics, Option<probes::stdio::StdioTap>) {
     let (loaded, status) = probes::load::load(cfg);
-    for s in status.iter().filter(|s| !s.up && cfg.probes.contains(&s.probe)) {
+    for s in status
+        .iter()
+        .filter(|s| !s.up && cfg.probes.contains(&s.probe))
+    {
         warn!(probe = %s.probe, reason = %s.reason, "probe is off");
     }
     let latest = Arc::new(RwLock::new(None));
     let mut stats_enabled = false;
+    let mut tap = None;
     if let Some(mut loaded) = loaded {
+        tap = loaded.stdio.take();
         stats_enabled = loaded.stats.is_some();
         let up: Vec<_> = status.iter().filter(|s| s.up).map(|s| s.probe).collect();
         if let Some(events) = loaded.maps.events.take() {
             tokio::spawn(probes::oom::forward_events(events, workloads.clone()));
         }
         let disks = enrich::disks::DiskNames::new(cfg.sysfs.clone());
-        probes::reader::spawn(loaded, up, cfg.probe_interval, workloads, disks, latest.clone());
+        probes::reader::spawn(
+            loaded,
+            up,
+            cfg.probe_interval,
+            workloads,
+            disks,
+            latest.clone(),
+        );
     }
-    probes::metrics::ProbeMetrics { status, stats_enabled, latest }
+    let metrics = probes::metrics::ProbeMetrics {
+        status,
+        stats_enabled,
+        latest,
+    };
+    (metrics, tap)
 }
 
 fn display_addr(addr: std::net::SocketAddr) -> String {
-    if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }
 
 /// `sonde_agent_build_info`: which agent is answering.

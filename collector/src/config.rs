@@ -6,6 +6,8 @@
 //! retention-time = "30d"
 //! retention-size = "10GiB"     # or a plain number of bytes
 //! max-series = 2000000
+//! logs-retention-time = "7d"  # default: retention-time
+//! logs-max-lines = 5000
 //! ```
 //! Any mistake is one error line naming the flag, or the file and key; the
 //! collector then exits non-zero without starting anything.
@@ -21,9 +23,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// sonde-collector: Sonde's central collector. Accepts OTLP metrics (gRPC and HTTP)
-/// and Prometheus remote_write, stores them durably, and answers PromQL over the
-/// Prometheus HTTP API.
+/// sonde-collector: Sonde's central collector. Accepts OTLP metrics and logs (gRPC
+/// and HTTP), Prometheus remote_write and Loki push, stores them durably, and
+/// answers PromQL over the Prometheus HTTP API and LogQL over Loki's HTTP API.
 #[derive(Debug, Parser)]
 #[command(name = "sonde-collector", version, about, long_about)]
 pub struct Flags {
@@ -31,19 +33,20 @@ pub struct Flags {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Where the store keeps its data, relative to the working directory unless absolute [default: sonde-data].
+    /// Where the stores keep their data (logs in <DIR>/logs), relative to the working directory unless absolute [default: sonde-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Prometheus HTTP API, remote_write (POST /api/v1/write), OTLP/HTTP and /metrics [default: 0.0.0.0:9090].
+    /// Prometheus HTTP API, remote_write (POST /api/v1/write), Loki HTTP API and push
+    /// (/loki/api/v1/...), OTLP/HTTP (/v1/metrics, /v1/logs) and /metrics [default: 0.0.0.0:9090].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
 
-    /// OTLP/HTTP receiver (POST /v1/metrics) [default: 0.0.0.0:4318].
+    /// OTLP/HTTP receiver (POST /v1/metrics, /v1/logs) [default: 0.0.0.0:4318].
     #[arg(long, value_name = "ADDR")]
     pub otlp_http_listen: Option<String>,
 
-    /// OTLP/gRPC receiver (MetricsService) [default: 0.0.0.0:4317].
+    /// OTLP/gRPC receiver (MetricsService, LogsService) [default: 0.0.0.0:4317].
     #[arg(long, value_name = "ADDR")]
     pub grpc_listen: Option<String>,
 
@@ -63,11 +66,28 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION")]
     pub ooo_window: Option<String>,
 
-    /// Largest write body, checked compressed and decompressed, e.g. 32MiB [default: 32MiB].
+    /// How long log entries are kept, e.g. 7d [default: the value of --retention-time].
+    #[arg(long, value_name = "DURATION")]
+    pub logs_retention_time: Option<String>,
+
+    /// Most bytes the log store (<data-dir>/logs) may use; oldest chunks go first [default: no limit].
+    #[arg(long, value_name = "BYTES")]
+    pub logs_retention_size: Option<String>,
+
+    /// Active log streams allowed; pushes that would create more are refused (429) [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub logs_max_streams: Option<String>,
+
+    /// Most lines a log query may return (the largest accepted `limit`), as Loki's
+    /// max_entries_limit_per_query [default: 5000].
+    #[arg(long, value_name = "N")]
+    pub logs_max_lines: Option<String>,
+
+    /// Largest write body (metrics and logs), checked compressed and decompressed, e.g. 32MiB [default: 32MiB].
     #[arg(long, value_name = "BYTES")]
     pub max_request_bytes: Option<String>,
 
-    /// Longest a query may run, as Prometheus's --query.timeout [default: 2m].
+    /// Longest a PromQL or LogQL query may run, as Prometheus's --query.timeout [default: 2m].
     #[arg(long, value_name = "DURATION")]
     pub query_timeout: Option<String>,
 
@@ -120,6 +140,10 @@ struct File {
     max_series: Option<Scalar>,
     ooo_window: Option<String>,
     max_request_bytes: Option<Scalar>,
+    logs_retention_time: Option<String>,
+    logs_retention_size: Option<Scalar>,
+    logs_max_streams: Option<Scalar>,
+    logs_max_lines: Option<Scalar>,
     query_timeout: Option<String>,
     query_max_samples: Option<Scalar>,
     lookback_delta: Option<String>,
@@ -157,6 +181,10 @@ pub struct Config {
     pub max_series: usize,
     pub ooo_window: Duration,
     pub max_request_bytes: usize,
+    pub logs_retention_time: Duration,
+    pub logs_retention_size: Option<u64>,
+    pub logs_max_streams: usize,
+    pub logs_max_lines: usize,
     pub query_timeout: Duration,
     pub query_max_samples: usize,
     pub lookback_delta: Duration,
@@ -176,6 +204,13 @@ impl Config {
         let src = Source {
             file_path: flags.config.as_ref(),
         };
+        let retention_time = src.pick(
+            "retention-time",
+            &flags.retention_time,
+            file.retention_time,
+            "15d",
+            parse_duration,
+        )?;
         Ok(Config {
             data_dir: flags
                 .data_dir
@@ -203,13 +238,7 @@ impl Config {
                 "0.0.0.0:4317",
                 parse_addr,
             )?,
-            retention_time: src.pick(
-                "retention-time",
-                &flags.retention_time,
-                file.retention_time,
-                "15d",
-                parse_duration,
-            )?,
+            retention_time,
             retention_size: match src.pick_opt(
                 "retention-size",
                 &flags.retention_size,
@@ -248,6 +277,37 @@ impl Config {
                     })
                 },
             )? as usize,
+            logs_retention_time: src
+                .pick_opt(
+                    "logs-retention-time",
+                    &flags.logs_retention_time,
+                    file.logs_retention_time,
+                    parse_duration,
+                )?
+                .unwrap_or(retention_time),
+            logs_retention_size: match src.pick_opt(
+                "logs-retention-size",
+                &flags.logs_retention_size,
+                file.logs_retention_size.map(|s| s.text()),
+                parse_bytes,
+            )? {
+                Some(0) | None => None,
+                Some(n) => Some(n),
+            },
+            logs_max_streams: src.pick(
+                "logs-max-streams",
+                &flags.logs_max_streams,
+                file.logs_max_streams.map(|s| s.text()),
+                "100000",
+                parse_count,
+            )?,
+            logs_max_lines: src.pick(
+                "logs-max-lines",
+                &flags.logs_max_lines,
+                file.logs_max_lines.map(|s| s.text()),
+                "5000",
+                parse_count,
+            )?,
             query_timeout: src.pick(
                 "query-timeout",
                 &flags.query_timeout,
@@ -394,12 +454,63 @@ mod tests {
         assert_eq!(c.query_max_samples, 50_000_000);
         assert_eq!(c.lookback_delta, Duration::from_secs(300));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.logs_retention_time, c.retention_time);
+        assert_eq!(c.logs_retention_size, None);
+        assert_eq!(c.logs_max_streams, 100_000);
+        assert_eq!(c.logs_max_lines, 5000);
         assert!(!c.enable_admin_api);
         assert!(
             Config::resolve(&flags(&["--enable-admin-api"]))
                 .unwrap()
                 .enable_admin_api
         );
+    }
+
+    #[test]
+    fn logs_flags_and_keys() {
+        let c = Config::resolve(&flags(&["--retention-time", "30d"])).unwrap();
+        assert_eq!(c.logs_retention_time, Duration::from_secs(30 * 86400));
+        let c = Config::resolve(&flags(&[
+            "--logs-retention-time",
+            "7d",
+            "--logs-retention-size",
+            "1GiB",
+            "--logs-max-streams",
+            "10",
+            "--logs-max-lines",
+            "50",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                c.logs_retention_time,
+                c.logs_retention_size,
+                c.logs_max_streams,
+                c.logs_max_lines
+            ),
+            (Duration::from_secs(7 * 86400), Some(1 << 30), 10, 50)
+        );
+        let e = Config::resolve(&flags(&["--logs-max-lines", "0"])).unwrap_err();
+        assert!(e.starts_with("--logs-max-lines:"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "logs-retention-time = \"2d\"\nlogs-max-streams = 3\nlogs-retention-size = \"1MiB\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&flags(&["--config", p.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            (
+                c.logs_retention_time,
+                c.logs_max_streams,
+                c.logs_retention_size
+            ),
+            (Duration::from_secs(2 * 86400), 3, Some(1 << 20))
+        );
+        std::fs::write(&p, "logs-retention-time = \"later\"\n").unwrap();
+        let e = Config::resolve(&flags(&["--config", p.to_str().unwrap()])).unwrap_err();
+        assert!(e.contains("logs-retention-time"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! sonde-collector: opens the store, then serves the Prometheus HTTP API,
-//! remote_write and OTLP (HTTP and gRPC) until SIGTERM or SIGINT.
+//! sonde-collector: opens the metric and log stores, then serves the
+//! Prometheus and Loki HTTP APIs, remote_write, Loki push and OTLP metrics and
+//! logs (HTTP and gRPC) until SIGTERM or SIGINT; flushes the log store on the way out.
 
 use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
 
@@ -9,6 +10,13 @@ use sonde_collector::{
     api::{self, ApiState},
     config::{Command, Config, Flags, LogFormat},
     ingest::{self, Ingester},
+    logs::{
+        self,
+        api::{LogApiMetrics, LogApiState},
+        ingest::LogIngester,
+        logql::LogQlLimits,
+        store::{LogStore, LogStoreOptions},
+    },
     query::{EngineOptions, test_script},
     store::{
         Storage,
@@ -145,9 +153,33 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let storage: Arc<dyn Storage> = tsdb.clone();
 
+    let logs_dir = data_dir.join("logs");
+    let log_opts = LogStoreOptions {
+        retention_time: cfg.logs_retention_time,
+        retention_bytes: cfg.logs_retention_size,
+        max_streams: cfg.logs_max_streams,
+        ..LogStoreOptions::default()
+    };
+    let dir = logs_dir.clone();
+    let log_store = Arc::new(
+        tokio::task::spawn_blocking(move || LogStore::open(&dir, log_opts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("--data-dir {}: log store: {e}", logs_dir.display()))?,
+    );
+
     let mut registry = Registry::default();
     let ingester = Ingester::new(storage.clone(), &mut registry, cfg.max_request_bytes);
+    let log_ingester = LogIngester::new(log_store.clone(), &mut registry, cfg.max_request_bytes);
     api::own_metrics::register(&mut registry, storage.clone());
+    let log_api = LogApiState {
+        store: log_store.clone(),
+        limits: LogQlLimits {
+            max_lines: cfg.logs_max_lines,
+            ..LogQlLimits::default()
+        },
+        timeout: cfg.query_timeout,
+        metrics: LogApiMetrics::new(&mut registry, log_store.clone()),
+    };
     let state = ApiState {
         storage: storage.clone(),
         engine_options: EngineOptions {
@@ -160,8 +192,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     let main_app = api::routes(state)
         .merge(ingest::http::routes(ingester.clone()))
+        .merge(logs::ingest::http::routes(log_ingester.clone()))
+        .merge(logs::api::routes(log_api))
         .fallback(api::not_found);
-    let otlp_app = ingest::http::otlp_routes(ingester.clone()).fallback(api::not_found);
+    let otlp_app = ingest::http::otlp_routes(ingester.clone())
+        .merge(logs::ingest::http::otlp_routes(log_ingester.clone()))
+        .fallback(api::not_found);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -180,6 +216,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ingest::grpc::service(ingester))
+            .add_service(logs::ingest::grpc::service(log_ingester))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(grpc),
                 stopped(stop_rx.clone()),
@@ -188,6 +225,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     info!(
         data_dir = %data_dir.display(),
+        logs_dir = %data_dir.join("logs").display(),
         http = %cfg.http_listen,
         otlp_http = %cfg.otlp_http_listen,
         grpc = %cfg.grpc_listen,
@@ -201,6 +239,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     http_task.await??;
     otlp_task.await??;
     grpc_task.await??;
+    // Every acknowledged entry is already in the WAL; flushing cuts the open
+    // chunks so the next start has no WAL to replay.
+    let store = log_store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => info!("log store flushed"),
+        Ok(Err(e)) => error!(error = %e, "flushing the log store (the WAL still holds its data)"),
+        Err(e) => error!(error = %e, "flushing the log store"),
+    }
     info!("stopped");
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! Wire format summary (all little-endian, native alignment):
 //! - maps keyed by a cgroup v2 id (`u64`, the cgroup directory's inode number);
 //! - histograms are [`Hist`]: `HIST_BUCKETS` log2 buckets of nanoseconds plus a sum;
-//! - rare events travel in one ring buffer as [`OomEvent`];
+//! - rare events travel in one ring buffer as [`OomEvent`]; tapped stdout/stderr
+//!   writes in their own as [`StdioEvent`];
 //! - losses are counted per CPU in the `LOST` array, indexed by [`Loss`].
 #![no_std]
 
@@ -149,9 +150,15 @@ pub enum Loss {
     KernelReadFailed = 8,
     /// A cgroup's block I/O totals could not be created: the map was full.
     CgroupIoMapFull = 9,
+    /// A tapped stdout/stderr write did not fit in the ring buffer.
+    StdioRingbufFull = 10,
+    /// A tapped write was longer than [`STDIO_CHUNK`]: its first bytes were kept, the rest lost.
+    StdioTruncated = 11,
+    /// A tapped write's buffer could not be read from user memory.
+    StdioReadFailed = 12,
 }
 
-pub const LOSS_KINDS: usize = 10;
+pub const LOSS_KINDS: usize = 13;
 
 impl Loss {
     pub const ALL: [Loss; LOSS_KINDS] = [
@@ -165,6 +172,9 @@ impl Loss {
         Loss::DiskStatsMapFull,
         Loss::KernelReadFailed,
         Loss::CgroupIoMapFull,
+        Loss::StdioRingbufFull,
+        Loss::StdioTruncated,
+        Loss::StdioReadFailed,
     ];
 
     /// (probe, reason) labels for `sonde_probe_events_lost_total`.
@@ -180,8 +190,33 @@ impl Loss {
             Loss::DiskStatsMapFull => ("blockio", "stats_map_full"),
             Loss::KernelReadFailed => ("all", "kernel_read_failed"),
             Loss::CgroupIoMapFull => ("blockio", "cgroup_map_full"),
+            Loss::StdioRingbufFull => ("stdio", "ringbuf_full"),
+            Loss::StdioTruncated => ("stdio", "write_truncated"),
+            Loss::StdioReadFailed => ("stdio", "user_read_failed"),
         }
     }
+}
+
+/// Bytes of one tapped write kept: the ring buffer record has a fixed size, and
+/// a container's log writes are almost always shorter.
+pub const STDIO_CHUNK: usize = 4096;
+
+/// A `write(2)` to fd 1 or 2 by a process in a tapped cgroup (`STDIO_EVENTS` ring
+/// buffer). Writes are not lines: the agent joins and splits them per process and fd.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StdioEvent {
+    /// `bpf_ktime_get_ns` (monotonic) when the write was entered.
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    /// 1 (stdout) or 2 (stderr).
+    pub fd: u32,
+    /// Bytes of `data` that hold the write (at most [`STDIO_CHUNK`]).
+    pub len: u32,
+    /// Bytes the write asked for; more than `len` when it was truncated.
+    pub requested: u32,
+    pub data: [u8; STDIO_CHUNK],
 }
 
 /// Byte offsets of the kernel struct fields the programs read.

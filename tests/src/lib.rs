@@ -366,3 +366,6 @@ pub mod process;
 pub mod prometheus;
 pub mod promapi;
 pub mod remote_write;
+pub mod logs_rig;
+pub mod logs_writer;
+pub mod loki;

@@ -10,11 +10,15 @@ pub enum Which {
     /// The collector against Prometheus 2.42 and VictoriaMetrics 1.79: remote_write ingest
     /// rate, bytes per sample on disk, RSS, range-query latency.
     Collector(crate::bench_collector::Options),
+    /// Container logs end to end, agent -> collector (release): MiB/s and lines/s, CPU per
+    /// MiB, agent peak RSS, bytes on disk per raw MiB, lines lost (must be 0).
+    Logs(crate::bench_logs::Options),
 }
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Agent => crate::bench_agent::run(),
         Which::Collector(opts) => crate::bench_collector::run(&opts),
+        Which::Logs(opts) => crate::bench_logs::run(&opts),
     }
 }

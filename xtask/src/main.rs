@@ -4,11 +4,12 @@
 //!   build-ebpf  compile the kernel programs for bpfel-unknown-none
 //!   run         build and start the collector, and the agent exporting to it
 //!   test        setup + build-ebpf + the whole test suite
-//!   bench       side-by-side benchmarks against the real peers
+//!   bench       side-by-side benchmarks against the real peers (agent, collector, logs)
 
 mod bench;
 mod bench_agent;
 mod bench_collector;
+mod bench_logs;
 mod build;
 mod setup;
 mod step;

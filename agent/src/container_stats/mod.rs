@@ -44,7 +44,7 @@ mod parse;
 mod stats;
 mod v1;
 mod v2;
-mod walk;
+pub(crate) mod walk;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,8 @@ pub struct Loaded {
     pub maps: Maps,
     /// Keeps `kernel.bpf_stats_enabled` on while the agent runs (off again on drop).
     pub stats: Option<OwnedFd>,
+    /// The stdout/stderr tap, when configured and attached; taken by the log path.
+    pub stdio: Option<super::stdio::StdioTap>,
 }
 
 /// Loads the configured probes. Returns what loaded (if anything) and every probe's status.
@@ -44,13 +46,17 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
         .iter()
         .map(|&probe| ProbeStatus { probe, up: false, reason: "disabled by configuration".into() })
         .collect();
-    if cfg.probes.is_empty() {
+    let tap = cfg.logs.as_ref().is_some_and(|l| l.tap);
+    if cfg.probes.is_empty() && !tap {
         return (None, status);
     }
     let (mut loaded, btf) = match load_object(cfg) {
         Ok(l) => l,
         Err(e) => {
             let reason = concise(&e);
+            if tap {
+                warn!(reason = %reason, "the stdout/stderr tap is off");
+            }
             for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
                 s.reason = reason.clone();
             }
@@ -64,6 +70,12 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
                 s.reason.clear();
             }
             Err(e) => s.reason = concise(&e),
+        }
+    }
+    if tap {
+        match super::stdio::attach(&mut loaded.ebpf) {
+            Ok(t) => loaded.stdio = Some(t),
+            Err(e) => warn!(reason = %concise(&e), "the stdout/stderr tap is off"),
         }
     }
     drop(btf);
@@ -94,6 +106,7 @@ fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
         // agent never reads it from userspace.
         .allow_unsupported_maps()
         .override_global("OFFSETS", &offsets, true)
+        .override_global("STDIO_SKIP_TGID", &std::process::id(), true)
         .map_max_entries("RUNQ_HIST", n)
         .map_max_entries("CONNECT_HIST", n)
         .map_max_entries("CGROUP_COUNTERS", n)
@@ -101,7 +114,7 @@ fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
         .load(object::OBJECT)
         .context("loading the eBPF object (needs root, or CAP_BPF with CAP_PERFMON)")?;
     let maps = Maps::take(&mut ebpf)?;
-    Ok((Loaded { ebpf, maps, stats: None }, btf))
+    Ok((Loaded { ebpf, maps, stats: None, stdio: None }, btf))
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {

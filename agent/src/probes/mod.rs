@@ -12,4 +12,5 @@ pub mod offsets;
 pub mod oom;
 pub mod reader;
 pub mod runqueue;
+pub mod stdio;
 pub mod tcp;

@@ -24,7 +24,7 @@ pub async fn instant(State(state): State<ApiState>, req: Request) -> Result<Resp
     let t = p.time("time", now_ms())?;
     let engine = engine(&state, &p)?;
     let v = run(move || engine.instant(&query, t)).await?;
-    Ok(format::success(format::query_data(&v)))
+    Ok(format::query_answer(&v))
 }
 
 pub async fn range(State(state): State<ApiState>, req: Request) -> Result<Response, ApiError> {
@@ -57,7 +57,7 @@ pub async fn range(State(state): State<ApiState>, req: Request) -> Result<Respon
     }
     let engine = engine(&state, &p)?;
     let v = run(move || engine.range(&query, start, end, step)).await?;
-    Ok(format::success(format::query_data(&v)))
+    Ok(format::query_answer(&v))
 }
 
 fn query_param(p: &Params) -> Result<String, ApiError> {

@@ -1,4 +1,4 @@
-//! OTLP/gRPC: the `MetricsService/Export` server (gzip accepted).
+//! OTLP/gRPC: the `MetricsService/Export` server (gzip and zstd accepted).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use tonic::{Request, Response, Status, codec::CompressionEncoding};
 
-use super::{Ingester, http::export};
+use super::{IngestError, Ingester, http::export};
 
 const PROTOCOL: &str = "otlp_grpc";
 
@@ -19,8 +19,20 @@ pub fn service(ingester: Ingester) -> MetricsServiceServer<OtlpGrpc> {
     let max = ingester.max_request_bytes;
     MetricsServiceServer::new(OtlpGrpc { ingester })
         .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max)
+}
+
+/// A refusal as a gRPC status, with the code OTLP prescribes: limits are
+/// RESOURCE_EXHAUSTED, server faults UNAVAILABLE (retryable), the rest
+/// INVALID_ARGUMENT. Shared with the logs service.
+pub fn refusal_status(e: IngestError) -> Status {
+    match super::http::grpc_code(&e) {
+        8 => Status::resource_exhausted(e.message),
+        13 => Status::unavailable(e.message),
+        _ => Status::invalid_argument(e.message),
+    }
 }
 
 #[tonic::async_trait]
@@ -36,11 +48,7 @@ impl MetricsService for OtlpGrpc {
             }
             Err(e) => {
                 self.ingester.count_refusal(PROTOCOL, &e);
-                Err(match (e.status, e.reason) {
-                    (_, "series_limit") | (413, _) => Status::resource_exhausted(e.message),
-                    (s, _) if s >= 500 => Status::unavailable(e.message),
-                    _ => Status::invalid_argument(e.message),
-                })
+                Err(refusal_status(e))
             }
         }
     }

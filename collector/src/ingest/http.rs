@@ -36,8 +36,13 @@ pub fn otlp_routes(ingester: Ingester) -> Router {
 const PROTOCOL_RW: &str = "remote_write";
 const PROTOCOL_OTLP: &str = "otlp_http";
 
-/// Reads the body, refusing more than `max` bytes as sent (413).
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, IngestError> {
+/// Reads the body, refusing more than `max` bytes as sent (413). Shared with
+/// the log write paths.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Bytes, IngestError> {
     let too_large = || {
         IngestError::too_large(format!(
             "request body is larger than --max-request-bytes ({max} bytes)"
@@ -55,7 +60,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         .map_err(|_| too_large())
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+pub(crate) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -118,31 +123,39 @@ async fn remote_write(ing: &Ingester, headers: &HeaderMap, body: Body) -> Result
     Ok(())
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Encoding {
+/// An OTLP/HTTP body's encoding, from its Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Encoding {
     Protobuf,
     Json,
 }
 
-async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
-    let ctype = header_str(&headers, header::CONTENT_TYPE)
+/// The body's OTLP encoding from Content-Type; 415 for anything else.
+pub(crate) fn otlp_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+    let ctype = header_str(headers, header::CONTENT_TYPE)
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let enc = match ctype.as_str() {
-        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
-        "application/json" => Encoding::Json,
-        other => {
-            let e = IngestError {
-                status: 415,
-                reason: "unsupported",
-                message: format!(
-                    "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
-                ),
-                samples: 0,
-            };
+    match ctype.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        other => Err(IngestError {
+            status: 415,
+            reason: "unsupported",
+            message: format!(
+                "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
+            ),
+            samples: 0,
+        }),
+    }
+}
+
+async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
+    let enc = match otlp_encoding(&headers) {
+        Ok(enc) => enc,
+        Err(e) => {
             ing.count_refusal(PROTOCOL_OTLP, &e);
             return status_response(Encoding::Protobuf, &e);
         }
@@ -168,7 +181,7 @@ async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Bod
     }
 }
 
-fn content_type(enc: Encoding) -> &'static str {
+pub(crate) fn content_type(enc: Encoding) -> &'static str {
     match enc {
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
@@ -181,23 +194,7 @@ async fn otlp_write(
     body: Body,
     enc: Encoding,
 ) -> Result<ExportMetricsServiceResponse, IngestError> {
-    let max = ing.max_request_bytes;
-    let raw = read_body(headers, body, max).await?;
-    let raw = match header_str(headers, header::CONTENT_ENCODING)
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "" | "identity" => raw.to_vec(),
-        "gzip" => gunzip(&raw, max)?,
-        other => {
-            return Err(IngestError {
-                status: 415,
-                reason: "unsupported",
-                message: format!("unsupported Content-Encoding {other:?} (gzip or none)"),
-                samples: 0,
-            });
-        }
-    };
+    let raw = read_decoded_body(headers, body, ing.max_request_bytes).await?;
     let req = match enc {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
             IngestError::bad_request(
@@ -232,8 +229,54 @@ pub(super) async fn export(
     Ok(ExportMetricsServiceResponse { partial_success })
 }
 
+/// Reads a body and undoes its `Content-Encoding` (gzip or none); the body
+/// as sent and as decompressed are both bounded by `max` (`--max-request-bytes`).
+/// Shared with the log write paths.
+pub(crate) async fn read_decoded_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Vec<u8>, IngestError> {
+    let encoding = header_str(headers, header::CONTENT_ENCODING).to_ascii_lowercase();
+    // Refused before reading: an unsupported body is not buffered for nothing.
+    if !matches!(encoding.as_str(), "" | "identity" | "gzip") {
+        return Err(IngestError {
+            status: 415,
+            reason: "unsupported",
+            message: format!("unsupported Content-Encoding {encoding:?} (gzip or none)"),
+            samples: 0,
+        });
+    }
+    let raw = read_body(headers, body, max).await?;
+    if encoding == "gzip" {
+        gunzip(&raw, max)
+    } else {
+        Ok(raw.to_vec())
+    }
+}
+
+/// Undoes snappy block compression (the framing of Loki's protobuf push).
+/// The decompressed size is checked against `max` from snappy's length
+/// header before anything is allocated.
+pub(crate) fn unsnappy(data: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(data).map_err(|e| {
+        IngestError::bad_request(
+            "malformed",
+            format!("snappy: {e} (protobuf bodies are snappy block-compressed)"),
+        )
+    })?;
+    if len > max {
+        return Err(IngestError::too_large(format!(
+            "decompressed body is {len} bytes, more than --max-request-bytes ({max})"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(data)
+        .map_err(|e| IngestError::bad_request("malformed", format!("snappy: {e}")))
+}
+
 /// Decompresses at most `max` bytes; more is a 413.
-fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
+pub(crate) fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(data)
         .take(max as u64 + 1)
@@ -268,13 +311,21 @@ struct RpcStatus {
     message: String,
 }
 
-fn status_response(enc: Encoding, e: &IngestError) -> Response {
-    // gRPC codes: INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8, INTERNAL 13.
-    let code = match (e.status, e.reason) {
-        (_, "series_limit") | (413, _) => 8,
+/// The gRPC code for a refusal: RESOURCE_EXHAUSTED (8) for limits (too many
+/// series or streams, too large), INTERNAL (13) for server faults,
+/// INVALID_ARGUMENT (3) otherwise.
+pub(crate) fn grpc_code(e: &IngestError) -> i32 {
+    match (e.status, e.reason) {
+        (_, "series_limit" | "stream_limit") | (413 | 429, _) => 8,
         (s, _) if s >= 500 => 13,
         _ => 3,
-    };
+    }
+}
+
+/// An OTLP/HTTP error answer: `google.rpc.Status` in the request's encoding
+/// with the refusal's HTTP status. Shared with `/v1/logs`.
+pub(crate) fn status_response(enc: Encoding, e: &IngestError) -> Response {
+    let code = grpc_code(e);
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = match enc {
         Encoding::Protobuf => RpcStatus {

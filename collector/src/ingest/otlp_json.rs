@@ -7,6 +7,7 @@
 //! applied here: lowerCamelCase keys (the proto names are accepted too),
 //! 64-bit integers as strings or numbers, enums as integers or names,
 //! doubles as numbers or "NaN"/"Infinity"/"-Infinity", unknown keys ignored.
+//! The field helpers are `pub(crate)`: OTLP logs JSON (`logs::ingest`) uses them.
 
 use opentelemetry_proto::tonic::{
     collector::metrics::v1::ExportMetricsServiceRequest,
@@ -20,7 +21,7 @@ use opentelemetry_proto::tonic::{
 };
 use serde_json::{Map, Value};
 
-type Obj = Map<String, Value>;
+pub(crate) type Obj = Map<String, Value>;
 
 /// Parses an OTLP JSON metrics export request. The error names the path of
 /// the offending field, e.g. `resourceMetrics[0].scopeMetrics[1].metrics[2].sum.dataPoints[0].asInt`.
@@ -37,19 +38,19 @@ pub fn decode(body: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
     Ok(ExportMetricsServiceRequest { resource_metrics })
 }
 
-fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, String> {
+pub(crate) fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, String> {
     v.as_object()
         .ok_or_else(|| format!("{path}: want an object"))
 }
 
-fn get<'a>(o: &'a Obj, camel: &str, snake: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(o: &'a Obj, camel: &str, snake: &str) -> Option<&'a Value> {
     o.get(camel)
         .or_else(|| o.get(snake))
         .filter(|v| !v.is_null())
 }
 
 /// A repeated message field: each element parsed by `f` with its path.
-fn list<T>(
+pub(crate) fn list<T>(
     o: &Obj,
     camel: &str,
     snake: &str,
@@ -70,7 +71,7 @@ fn list<T>(
     }
 }
 
-fn string(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<String, String> {
+pub(crate) fn string(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<String, String> {
     match get(o, camel, snake) {
         None => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -87,7 +88,7 @@ fn boolean(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<bool, String
 }
 
 /// A 64-bit unsigned integer: number or decimal string.
-fn u64_field(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<u64, String> {
+pub(crate) fn u64_field(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<u64, String> {
     match get(o, camel, snake) {
         None => Ok(0),
         Some(v) => u64_value(v).ok_or_else(|| {
@@ -104,7 +105,7 @@ fn u64_value(v: &Value) -> Option<u64> {
     }
 }
 
-fn i64_value(v: &Value) -> Option<i64> {
+pub(crate) fn i64_value(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse().ok(),
@@ -135,7 +136,7 @@ fn f64_field(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<Option<f64
 }
 
 /// An enum: integer, or its name from `names` (index = value).
-fn enum_field(
+pub(crate) fn enum_field(
     o: &Obj,
     camel: &str,
     snake: &str,
@@ -162,7 +163,7 @@ fn enum_field(
     }
 }
 
-fn u32_field(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<u32, String> {
+pub(crate) fn u32_field(o: &Obj, camel: &str, snake: &str, path: &str) -> Result<u32, String> {
     let n = u64_field(o, camel, snake, path)?;
     u32::try_from(n).map_err(|_| format!("{path}.{camel}: out of range"))
 }
@@ -173,26 +174,28 @@ const TEMPORALITY: &[&str] = &[
     "AGGREGATION_TEMPORALITY_CUMULATIVE",
 ];
 
-fn resource_metrics(o: &Obj, path: &str) -> Result<ResourceMetrics, String> {
-    let resource = match get(o, "resource", "resource") {
-        None => None,
-        Some(v) => {
-            let p = format!("{path}.resource");
-            let r = as_obj(v, &p)?;
-            Some(Resource {
-                attributes: list(
-                    r,
-                    "attributes",
-                    "attributes",
-                    &format!("{p}.attributes"),
-                    key_value,
-                )?,
-                ..Default::default()
-            })
-        }
+/// The `resource` of a `resourceMetrics`/`resourceLogs` element (its attributes).
+pub(crate) fn resource(o: &Obj, path: &str) -> Result<Option<Resource>, String> {
+    let Some(v) = get(o, "resource", "resource") else {
+        return Ok(None);
     };
+    let p = format!("{path}.resource");
+    let r = as_obj(v, &p)?;
+    Ok(Some(Resource {
+        attributes: list(
+            r,
+            "attributes",
+            "attributes",
+            &format!("{p}.attributes"),
+            key_value,
+        )?,
+        ..Default::default()
+    }))
+}
+
+fn resource_metrics(o: &Obj, path: &str) -> Result<ResourceMetrics, String> {
     Ok(ResourceMetrics {
-        resource,
+        resource: resource(o, path)?,
         scope_metrics: list(
             o,
             "scopeMetrics",
@@ -399,7 +402,7 @@ fn summary_point(o: &Obj, path: &str) -> Result<SummaryDataPoint, String> {
     })
 }
 
-fn key_value(o: &Obj, path: &str) -> Result<KeyValue, String> {
+pub(crate) fn key_value(o: &Obj, path: &str) -> Result<KeyValue, String> {
     let value = match get(o, "value", "value") {
         None => None,
         Some(v) => Some(any_value(v, &format!("{path}.value"))?),
@@ -410,7 +413,7 @@ fn key_value(o: &Obj, path: &str) -> Result<KeyValue, String> {
     })
 }
 
-fn any_value(v: &Value, path: &str) -> Result<AnyValue, String> {
+pub(crate) fn any_value(v: &Value, path: &str) -> Result<AnyValue, String> {
     let o = as_obj(v, path)?;
     let value = if let Some(v) = get(o, "stringValue", "string_value") {
         Some(any_value::Value::StringValue(

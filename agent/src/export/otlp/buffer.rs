@@ -1,14 +1,20 @@
 //! The disk queue of unsent batches: every snapshot is written here first, sent
 //! from here oldest first, and deleted once the collector acknowledges it. It
-//! survives the collector being away and the agent restarting, and is bounded by
-//! `--buffer-max-bytes`: past the bound the oldest batch not being sent is deleted
-//! and counted (`sonde_export_dropped_*{reason="buffer_full"}`).
+//! survives the collector being away and the agent restarting.
+//!
+//! Two queues use it, each in its own directory with its own [`Kind`]: metric
+//! snapshots in `--buffer-dir` and log batches in `--buffer-dir/logs`. They differ
+//! in what happens at the bound ([`Overflow`]): metrics are bounded by
+//! `--buffer-max-bytes` and past it the oldest batch not being sent is deleted and
+//! counted (`sonde_export_dropped_*{reason="buffer_full"}`); logs never drop: the
+//! log tailer asks [`Buffer::over_bound`] and stops reading instead (the log files
+//! are the buffer).
 //!
 //! A plain directory of files rather than an embedded queue crate: one file per
 //! batch makes deletion on ack, dropping the oldest and recovering from a torn
 //! write each a single file operation, and the format stays a few lines long.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! One file per batch in the buffer directory, named `<seq>.batch` with `seq` a
 //! 20-digit zero-padded decimal `u64` that grows by one per batch and continues
@@ -20,18 +26,21 @@
 //! ```text
 //! offset size  field
 //! 0      4     magic "SNDQ"
-//! 4      1     version = 1
-//! 5      3     reserved, zero
-//! 8      8     data points in the batch, u64 little endian (for drop accounting)
+//! 4      1     version = 2 (version 1 files, with byte 5 zero, are still read)
+//! 5      1     payload kind: 0 = metrics, 1 = logs
+//! 6      2     reserved, zero
+//! 8      8     data points (metrics) or log records (logs) in the batch, u64 LE
 //! 16     4     payload length in bytes, u32 little endian
 //! 20     4     CRC-32 (IEEE) of bytes 0..20 followed by the payload, u32 LE
-//! 24     len   payload: an OTLP ExportMetricsServiceRequest, protobuf encoded
+//! 24     len   payload: an OTLP ExportMetricsServiceRequest (kind 0) or
+//!              ExportLogsServiceRequest (kind 1), protobuf encoded
 //! ```
 //!
-//! At startup every file is checked (size, magic, version, length, CRC). A file
+//! At startup every file is checked (size, magic, version, kind, length, CRC). A file
 //! that fails, and every `.tmp`, is deleted, counted as
-//! `sonde_export_dropped_batches_total{reason="corrupt"}` and logged with its path.
-//! Other files in the directory are left alone.
+//! `sonde_export_dropped_batches_total{reason="corrupt"}` (for logs
+//! `sonde_logs_export_dropped_batches_total`) and logged with its path. Other files
+//! and directories in the directory are left alone.
 
 use std::{
     collections::VecDeque,
@@ -45,10 +54,26 @@ use tracing::{error, info, warn};
 use super::stats::{DropReason, ExportStats};
 
 const MAGIC: &[u8; 4] = b"SNDQ";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER_LEN: usize = 24;
 const SUFFIX: &str = ".batch";
 const TMP_SUFFIX: &str = ".batch.tmp";
+
+/// What a queue's payloads are: byte 5 of the header, and the gRPC service they go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Metrics = 0,
+    Logs = 1,
+}
+
+/// What [`Buffer::push`] does past the bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Delete the oldest batches not in flight, counted as `buffer_full`.
+    DropOldest,
+    /// Keep everything; the producer checks [`Buffer::over_bound`] and waits.
+    Block,
+}
 
 /// A batch handed to the sender; it stays on disk until [`Buffer::ack`] or [`Buffer::reject`].
 #[derive(Debug)]
@@ -70,6 +95,8 @@ struct Entry {
 pub struct Buffer {
     dir: PathBuf,
     max_bytes: u64,
+    kind: Kind,
+    overflow: Overflow,
     queue: VecDeque<Entry>,
     bytes: u64,
     next_seq: u64,
@@ -81,12 +108,20 @@ pub struct Buffer {
 impl Buffer {
     /// Opens (creating it if needed) the buffer in `dir`, keeping the valid batches an
     /// earlier run left. Errors name the directory.
-    pub fn open(dir: &Path, max_bytes: u64, stats: ExportStats) -> io::Result<Buffer> {
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        kind: Kind,
+        overflow: Overflow,
+        stats: ExportStats,
+    ) -> io::Result<Buffer> {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
         fs::create_dir_all(dir).map_err(named)?;
         // Fail at startup, naming the directory, rather than drop every snapshot later.
         let probe = dir.join(".write-test");
-        fs::write(&probe, b"").and_then(|()| fs::remove_file(&probe)).map_err(named)?;
+        fs::write(&probe, b"")
+            .and_then(|()| fs::remove_file(&probe))
+            .map_err(named)?;
         let mut queue = Vec::new();
         for entry in fs::read_dir(dir).map_err(named)? {
             let entry = entry.map_err(named)?;
@@ -103,7 +138,7 @@ impl Buffer {
             };
             match fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| decode(&b).map(|(points, _)| (points, b.len())))
+                .and_then(|b| decode(&b, kind).map(|(points, _)| (points, b.len())))
             {
                 Ok((points, size)) => queue.push(Entry {
                     seq,
@@ -118,6 +153,8 @@ impl Buffer {
         let mut buffer = Buffer {
             dir: dir.to_path_buf(),
             max_bytes,
+            kind,
+            overflow,
             bytes: queue.iter().map(|e| e.size).sum(),
             queue: queue.into(),
             next_seq,
@@ -135,7 +172,7 @@ impl Buffer {
     /// Appends a batch of `points` data points. Then, past the bound, drops the oldest.
     pub fn push(&mut self, payload: &[u8], points: u64) -> io::Result<()> {
         let seq = self.next_seq;
-        let file = encode(payload, points)?;
+        let file = encode(payload, points, self.kind)?;
         let path = self.path(seq);
         let tmp = self.dir.join(format!("{seq:020}{TMP_SUFFIX}"));
         let written = (|| {
@@ -169,7 +206,7 @@ impl Buffer {
             let (seq, path) = (front.seq, self.path(front.seq));
             match fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| decode(&b).map(|(p, payload)| (p, payload.to_vec())))
+                .and_then(|b| decode(&b, self.kind).map(|(p, payload)| (p, payload.to_vec())))
             {
                 Ok((points, payload)) => {
                     self.in_flight = Some(seq);
@@ -216,8 +253,17 @@ impl Buffer {
         self.bytes
     }
 
+    /// True when the queue holds more than its bound: a [`Overflow::Block`]
+    /// producer waits until the sender has made room.
+    pub fn over_bound(&self) -> bool {
+        self.bytes > self.max_bytes
+    }
+
     /// Drops the oldest batches not in flight until the buffer fits its bound.
     fn evict(&mut self) {
+        if self.overflow == Overflow::Block {
+            return;
+        }
         while self.bytes > self.max_bytes {
             let Some(i) = self
                 .queue
@@ -282,7 +328,7 @@ fn discard_corrupt(stats: &ExportStats, path: &Path, why: &str) {
     }
 }
 
-fn encode(payload: &[u8], points: u64) -> io::Result<Vec<u8>> {
+fn encode(payload: &[u8], points: u64, kind: Kind) -> io::Result<Vec<u8>> {
     let len = u32::try_from(payload.len()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -291,7 +337,7 @@ fn encode(payload: &[u8], points: u64) -> io::Result<Vec<u8>> {
     })?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION, 0, 0, 0]);
+    out.extend_from_slice(&[VERSION, kind as u8, 0, 0]);
     out.extend_from_slice(&points.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
@@ -302,8 +348,8 @@ fn encode(payload: &[u8], points: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Checks a whole file; returns its point count and payload, or why it is bad.
-fn decode(file: &[u8]) -> Result<(u64, &[u8]), String> {
+/// Checks a whole file of `kind`; returns its point count and payload, or why it is bad.
+fn decode(file: &[u8], kind: Kind) -> Result<(u64, &[u8]), String> {
     let Some((header, payload)) = file.split_at_checked(HEADER_LEN) else {
         return Err(format!(
             "{} bytes, shorter than the {HEADER_LEN}-byte header",
@@ -313,8 +359,14 @@ fn decode(file: &[u8]) -> Result<(u64, &[u8]), String> {
     if &header[0..4] != MAGIC {
         return Err("bad magic".into());
     }
-    if header[4] != VERSION {
+    if header[4] != VERSION && header[4] != 1 {
         return Err(format!("unknown version {}", header[4]));
+    }
+    if header[5] != kind as u8 {
+        return Err(format!(
+            "payload kind {} in a queue of kind {}",
+            header[5], kind as u8
+        ));
     }
     let field =
         |at: usize| -> [u8; 4] { [header[at], header[at + 1], header[at + 2], header[at + 3]] };
@@ -344,7 +396,8 @@ mod tests {
 
     fn open(dir: &Path, max: u64) -> (Buffer, ExportStats) {
         let stats = ExportStats::default();
-        (Buffer::open(dir, max, stats.clone()).unwrap(), stats)
+        let b = Buffer::open(dir, max, Kind::Metrics, Overflow::DropOldest, stats.clone());
+        (b.unwrap(), stats)
     }
 
     fn drain(b: &mut Buffer) -> Vec<Vec<u8>> {
@@ -446,9 +499,40 @@ mod tests {
     #[test]
     fn decode_survives_garbage() {
         for junk in [&b""[..], b"SNDQ", &[0u8; 24], &[0xff; 100]] {
-            assert!(decode(junk).is_err());
+            assert!(decode(junk, Kind::Metrics).is_err());
         }
-        let good = encode(b"abc", 2).unwrap();
-        assert_eq!(decode(&good).unwrap(), (2, &b"abc"[..]));
+        let good = encode(b"abc", 2, Kind::Metrics).unwrap();
+        assert_eq!(decode(&good, Kind::Metrics).unwrap(), (2, &b"abc"[..]));
+        assert!(decode(&good, Kind::Logs).unwrap_err().contains("kind"));
+        // A version 1 file (byte 5 reserved, zero) still reads as metrics.
+        let mut v1 = good.clone();
+        v1[4] = 1;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&v1[..20]);
+        crc.update(&v1[HEADER_LEN..]);
+        v1[20..24].copy_from_slice(&crc.finalize().to_le_bytes());
+        assert_eq!(decode(&v1, Kind::Metrics).unwrap(), (2, &b"abc"[..]));
+    }
+
+    #[test]
+    fn block_overflow_keeps_everything_and_reports_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = ExportStats::default();
+        let mut b =
+            Buffer::open(dir.path(), 100, Kind::Logs, Overflow::Block, stats.clone()).unwrap();
+        b.push(&[1; 60], 3).unwrap();
+        assert!(!b.over_bound());
+        b.push(&[2; 60], 3).unwrap();
+        assert!(b.over_bound());
+        assert_eq!(b.len(), 2);
+        assert_eq!(stats.dropped_batches(DropReason::BufferFull), 0);
+        let p = b.next().unwrap();
+        b.ack(p.seq);
+        assert!(!b.over_bound());
+        drop(b);
+        // A logs file is not accepted by a metrics queue.
+        let (m, stats) = open(dir.path(), 1 << 20);
+        assert_eq!(m.len(), 0);
+        assert_eq!(stats.dropped_batches(DropReason::Corrupt), 1);
     }
 }

@@ -15,17 +15,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 use tracing::{error, info};
 
 use crate::config::ExportConfig;
 
 use self::{
-    buffer::Buffer,
+    buffer::{Buffer, Kind, Overflow},
     convert::Origin,
     stats::{DropReason, ExportStats},
 };
@@ -35,7 +33,7 @@ use self::{
 pub struct Export {
     cfg: ExportConfig,
     origin: Origin,
-    client: MetricsServiceClient<Channel>,
+    client: sender::Client,
     buffer: Arc<Mutex<Buffer>>,
     stats: ExportStats,
 }
@@ -48,10 +46,17 @@ impl Export {
         registry: &mut Registry,
     ) -> anyhow::Result<Export> {
         let stats = ExportStats::default();
-        stats.register(registry);
-        let buffer = Buffer::open(&cfg.buffer_dir, cfg.buffer_max_bytes, stats.clone())
-            .map_err(|e| anyhow::anyhow!("--buffer-dir: {e}"))?;
-        let client = sender::client(&cfg.collector).map_err(|e| anyhow::anyhow!(e))?;
+        stats.register(registry, Kind::Metrics);
+        let buffer = Buffer::open(
+            &cfg.buffer_dir,
+            cfg.buffer_max_bytes,
+            Kind::Metrics,
+            Overflow::DropOldest,
+            stats.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("--buffer-dir: {e}"))?;
+        let client =
+            sender::client(&cfg.collector, Kind::Metrics).map_err(|e| anyhow::anyhow!(e))?;
         let origin = Origin {
             node_name,
             start_unix_nano: unix_nanos(SystemTime::now()),
@@ -158,7 +163,7 @@ fn snapshot_once(
     }
 }
 
-fn unix_nanos(t: SystemTime) -> u64 {
+pub fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

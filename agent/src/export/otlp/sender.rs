@@ -1,7 +1,13 @@
-//! The gRPC client loop: sends the buffer's oldest batch, gzip-compressed, until
-//! the collector acknowledges it, then the next. Order is kept: a batch that fails
-//! with a retryable code is retried (exponential backoff with jitter, capped at
-//! [`MAX_BACKOFF`]) before anything newer is sent.
+//! The gRPC client loop: sends a buffer's oldest batch until the collector
+//! acknowledges it, then the next. Order is kept: a batch that fails with a
+//! retryable code is retried (exponential backoff with jitter, capped at
+//! [`MAX_BACKOFF`]) before anything newer is sent. One loop runs per queue: metric
+//! snapshots go to the MetricsService gzip-compressed, log batches to the
+//! LogsService zstd-compressed (gzip cannot keep up with 100 MiB/s of lines on one
+//! core; a collector that refuses zstd is answered with gzip from then on).
+//!
+//! The payload is sent exactly as it was encoded into the buffer (a pass-through
+//! codec), so a batch is protobuf-encoded once however often it is retried.
 //!
 //! Retryable codes follow the OTLP specification (Cancelled, DeadlineExceeded,
 //! ResourceExhausted, Aborted, OutOfRange, Unavailable, DataLoss), plus Unknown and
@@ -10,20 +16,26 @@
 //! is dropped, counted (`reason="rejected"`) and logged.
 
 use std::{
+    marker::PhantomData,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient,
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceResponse, metrics::v1::ExportMetricsServiceResponse,
 };
-use prost::Message;
+use prost::bytes::{Buf, BufMut};
 use tokio::sync::Notify;
-use tonic::{Code, codec::CompressionEncoding, transport::Channel};
+use tonic::{
+    Code, Status,
+    codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::Channel,
+};
 use tracing::{debug, error, info, warn};
 
 use super::{
-    buffer::{Buffer, Pending},
+    buffer::{Buffer, Kind, Pending},
     stats::{DropReason, ExportStats},
 };
 
@@ -31,17 +43,140 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one export request may take before it counts as failed (and is retried).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A channel to `url` that connects on first use, so the agent starts (and buffers)
-/// while the collector is away.
-pub fn client(url: &str) -> Result<MetricsServiceClient<Channel>, String> {
+/// A client for one queue's OTLP service. The channel connects on first use, so
+/// the agent starts (and buffers) while the collector is away.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    kind: Kind,
+    encoding: CompressionEncoding,
+}
+
+pub fn client(url: &str, kind: Kind) -> Result<Client, String> {
     let endpoint = Channel::from_shared(url.to_string())
         .map_err(|e| format!("--collector {url}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(REQUEST_TIMEOUT)
         .tcp_keepalive(Some(Duration::from_secs(60)));
-    Ok(MetricsServiceClient::new(endpoint.connect_lazy())
-        .send_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Gzip))
+    let encoding = match kind {
+        Kind::Metrics => CompressionEncoding::Gzip,
+        Kind::Logs => CompressionEncoding::Zstd,
+    };
+    Ok(Client {
+        channel: endpoint.connect_lazy(),
+        kind,
+        encoding,
+    })
+}
+
+impl Client {
+    /// Sends one encoded request; returns the records the collector refused
+    /// (partial success) and its message.
+    pub async fn export(&mut self, payload: Vec<u8>) -> Result<(i64, String), Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .send_compressed(self.encoding)
+            .accept_compressed(CompressionEncoding::Gzip);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("collector not ready: {e}")))?;
+        let request = tonic::Request::new(payload);
+        match self.kind {
+            Kind::Metrics => {
+                let path = PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                );
+                let r = grpc
+                    .unary(
+                        request,
+                        path,
+                        RawCodec::<ExportMetricsServiceResponse>::default(),
+                    )
+                    .await?;
+                Ok(r.into_inner()
+                    .partial_success
+                    .map_or((0, String::new()), |p| {
+                        (p.rejected_data_points, p.error_message)
+                    }))
+            }
+            Kind::Logs => {
+                let path = PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                );
+                let r = grpc
+                    .unary(
+                        request,
+                        path,
+                        RawCodec::<ExportLogsServiceResponse>::default(),
+                    )
+                    .await?;
+                Ok(r.into_inner()
+                    .partial_success
+                    .map_or((0, String::new()), |p| {
+                        (p.rejected_log_records, p.error_message)
+                    }))
+            }
+        }
+    }
+
+    /// A server that cannot decompress zstd says so with Unimplemented; gzip it is then.
+    fn fall_back_from(&mut self, status: &Status) -> bool {
+        if self.encoding == CompressionEncoding::Zstd
+            && status.code() == Code::Unimplemented
+            && status.message().contains("zstd")
+        {
+            warn!("the collector does not accept zstd; sending logs gzip-compressed");
+            self.encoding = CompressionEncoding::Gzip;
+            return true;
+        }
+        false
+    }
+}
+
+/// Sends already-encoded protobuf bytes and decodes the reply as `R`. Hand-written
+/// because tonic's prost codec wants a message to encode, and decoding a buffered
+/// batch only to encode it again would double the CPU cost per byte.
+struct RawCodec<R>(PhantomData<R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        RawCodec(PhantomData)
+    }
+}
+
+impl<R: prost::Message + Default + Send + 'static> Codec for RawCodec<R> {
+    type Encode = Vec<u8>;
+    type Decode = R;
+    type Encoder = RawEncoder;
+    type Decoder = MessageDecoder<R>;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> MessageDecoder<R> {
+        MessageDecoder(PhantomData)
+    }
+}
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+struct MessageDecoder<R>(PhantomData<R>);
+
+impl<R: prost::Message + Default> Decoder for MessageDecoder<R> {
+    type Item = R;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        let r = R::decode(src.copy_to_bytes(src.remaining()))
+            .map_err(|e| Status::internal(format!("undecodable reply: {e}")))?;
+        Ok(Some(r))
+    }
 }
 
 pub fn is_retryable(code: Code) -> bool {
@@ -89,7 +224,7 @@ impl Backoff {
 
 /// Sends forever. `wake` is notified whenever a batch is added to the buffer.
 pub async fn run(
-    mut client: MetricsServiceClient<Channel>,
+    mut client: Client,
     buffer: Arc<Mutex<Buffer>>,
     wake: Arc<Notify>,
     stats: ExportStats,
@@ -103,24 +238,11 @@ pub async fn run(
             wake.notified().await;
             continue;
         };
-        let request = match ExportMetricsServiceRequest::decode(pending.payload.as_slice()) {
-            Ok(r) => r,
-            Err(e) => {
-                // The CRC matched, so we wrote it this way; nothing to retry.
-                error!(
-                    seq = pending.seq,
-                    "buffered batch does not decode ({e}); dropped"
-                );
-                with_buffer(&buffer, move |b| b.reject(pending.seq, DropReason::Corrupt)).await;
-                continue;
-            }
-        };
         send_until_done(
             &mut client,
             &buffer,
             &stats,
             pending,
-            request,
             &mut backoff,
             &mut failing_since,
         )
@@ -129,46 +251,48 @@ pub async fn run(
 }
 
 async fn send_until_done(
-    client: &mut MetricsServiceClient<Channel>,
+    client: &mut Client,
     buffer: &Arc<Mutex<Buffer>>,
     stats: &ExportStats,
     pending: Pending,
-    request: ExportMetricsServiceRequest,
     backoff: &mut Backoff,
     failing_since: &mut Option<Instant>,
 ) {
     let seq = pending.seq;
+    let what = match client.kind {
+        Kind::Metrics => "metrics",
+        Kind::Logs => "logs",
+    };
     loop {
         let started = Instant::now();
-        let result = client.export(request.clone()).await;
+        let result = client.export(pending.payload.clone()).await;
         stats.request_took(started.elapsed().as_secs_f64());
         match result {
-            Ok(response) => {
+            Ok((rejected, message)) => {
                 if let Some(since) = failing_since.take() {
-                    info!(after = ?since.elapsed(), "collector reachable again; sending buffered batches");
+                    info!(after = ?since.elapsed(), what, "collector reachable again; sending buffered batches");
                 }
                 backoff.reset();
-                if let Some(partial) = response.into_inner().partial_success
-                    && partial.rejected_data_points > 0
-                {
-                    let n = partial.rejected_data_points as u64;
+                if rejected > 0 {
+                    let n = rejected as u64;
                     stats.dropped(DropReason::PartiallyRejected, 0, n);
                     warn!(
-                        points = n,
-                        "collector refused part of a batch: {}", partial.error_message
+                        count = n,
+                        what, "collector refused part of a batch: {message}"
                     );
                 }
                 with_buffer(buffer, move |b| b.ack(seq)).await;
                 return;
             }
+            Err(status) if client.fall_back_from(&status) => {}
             Err(status) if is_retryable(status.code()) => {
                 stats.failed_request(status.code());
                 let wait = backoff.next_wait();
                 if failing_since.is_none() {
                     *failing_since = Some(Instant::now());
-                    warn!(code = ?status.code(), "export to the collector failed, keeping batches on disk and retrying: {}", status.message());
+                    warn!(code = ?status.code(), what, "export to the collector failed, keeping batches on disk and retrying: {}", status.message());
                 } else {
-                    debug!(code = ?status.code(), ?wait, "export retry failed: {}", status.message());
+                    debug!(code = ?status.code(), ?wait, what, "export retry failed: {}", status.message());
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -176,7 +300,8 @@ async fn send_until_done(
                 stats.failed_request(status.code());
                 error!(
                     code = ?status.code(),
-                    points = pending.points,
+                    count = pending.points,
+                    what,
                     "collector refused a batch for good; dropped: {}",
                     status.message()
                 );
@@ -249,6 +374,10 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_flag() {
-        assert!(client("not a url").unwrap_err().starts_with("--collector"));
+        assert!(
+            client("not a url", Kind::Logs)
+                .unwrap_err()
+                .starts_with("--collector")
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! `sonde_export_*`: what the OTLP push did, on `/metrics` (and in the pushed
-//! snapshots themselves). Every batch or point that never reaches the collector is
-//! counted under `dropped`, with the reason.
+//! `sonde_export_*` (metrics) and `sonde_logs_export_*` (logs): what the OTLP push
+//! did, on `/metrics` (and in the pushed snapshots themselves). Every batch or point
+//! that never reaches the collector is counted under `dropped`, with the reason; for
+//! logs the per-record count is `sonde_logs_lines_dropped_total{reason}`, which the
+//! log tailer shares for the lines it cannot keep.
 
 use prometheus_client::{
     metrics::{
@@ -25,6 +27,8 @@ pub enum DropReason {
     Corrupt,
     /// The snapshot could not be written to the buffer directory.
     WriteError,
+    /// A log line with nothing in it, not even a timestamp or stream.
+    Empty,
 }
 
 impl DropReason {
@@ -35,6 +39,7 @@ impl DropReason {
             DropReason::PartiallyRejected => "partially_rejected",
             DropReason::Corrupt => "corrupt",
             DropReason::WriteError => "write_error",
+            DropReason::Empty => "empty",
         }
     }
 }
@@ -74,7 +79,13 @@ impl Default for ExportStats {
 }
 
 impl ExportStats {
-    pub fn register(&self, registry: &mut Registry) {
+    /// Registers the metrics queue's stats as `sonde_export_*`, the logs queue's as
+    /// `sonde_logs_export_*` (records dropped: `sonde_logs_lines_dropped_total`).
+    pub fn register(&self, registry: &mut Registry, kind: super::buffer::Kind) {
+        if kind == super::buffer::Kind::Logs {
+            self.register_logs(registry);
+            return;
+        }
         registry.register(
             "sonde_export_snapshots",
             "Snapshots of the agent's metrics taken for the collector (each is one batch).",
@@ -118,6 +129,50 @@ impl ExportStats {
         registry.register(
             "sonde_export_request_duration_seconds",
             "Time an export request to the collector took, answered or failed.",
+            self.request_duration.clone(),
+        );
+    }
+
+    fn register_logs(&self, registry: &mut Registry) {
+        let p = "sonde_logs_export";
+        registry.register(
+            format!("{p}_sent_batches"),
+            "Log batches the collector acknowledged.",
+            self.sent_batches.clone(),
+        );
+        registry.register(
+            format!("{p}_sent_records"),
+            "Log records in batches the collector acknowledged.",
+            self.sent_points.clone(),
+        );
+        registry.register(
+            format!("{p}_failed_requests"),
+            "Log export requests that failed, by gRPC code; retryable ones are sent again.",
+            self.failed_requests.clone(),
+        );
+        registry.register(
+            format!("{p}_dropped_batches"),
+            "Log batches that will never reach the collector, by reason.",
+            self.dropped_batches.clone(),
+        );
+        registry.register(
+            "sonde_logs_lines_dropped",
+            "Log lines that will never reach the collector, by reason.",
+            self.dropped_points.clone(),
+        );
+        registry.register(
+            format!("{p}_buffered_bytes"),
+            "Bytes of unsent log batches in the disk buffer.",
+            self.buffered_bytes.clone(),
+        );
+        registry.register(
+            format!("{p}_buffered_batches"),
+            "Unsent log batches in the disk buffer.",
+            self.buffered_batches.clone(),
+        );
+        registry.register(
+            format!("{p}_request_duration_seconds"),
+            "Time a log export request to the collector took, answered or failed.",
             self.request_duration.clone(),
         );
     }

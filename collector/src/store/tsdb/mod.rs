@@ -19,11 +19,11 @@ mod block;
 mod column;
 mod compact;
 mod db;
-mod encoding;
+pub(crate) mod encoding;
 mod head;
 mod metadata;
-mod postings;
-mod wal;
+pub(crate) mod postings;
+pub(crate) mod wal;
 
 #[cfg(test)]
 mod testgen;

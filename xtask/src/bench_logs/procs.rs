@@ -1,0 +1,69 @@
+//! What the bench reads about the two programs: CPU seconds and peak RSS from /proc, and
+//! counters from their `/metrics`. (bench_agent has the same /proc reads, private to it.)
+
+use std::fs;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bench_agent::http;
+
+/// utime + stime of the whole process, from /proc/<pid>/stat.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let after_comm = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/<pid>/stat")?
+            .parse::<f64>()?)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
+/// VmHWM (peak resident set) in bytes.
+pub fn peak_rss(pid: u32) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")?;
+    Ok(kib * 1024)
+}
+
+/// The sum of every sample of `name` (all label sets) on 127.0.0.1:`port`/metrics.
+pub fn metric_sum(port: u16, name: &str) -> Result<f64> {
+    let r = http::get(port, "/metrics")?;
+    if r.status != 200 {
+        bail!("/metrics on port {port} answered {}", r.status);
+    }
+    Ok(sum(&r.body, name))
+}
+
+fn sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>()
+        // An empty f64 sum is -0.0, which prints as "-0".
+        + 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sums_a_family() {
+        let body =
+            "# TYPE a counter\na_total{r=\"x\"} 2\na_total{r=\"y\"} 3\na_total_other 9\nb 1\n";
+        assert_eq!(super::sum(body, "a_total"), 5.0);
+        assert_eq!(super::sum(body, "b"), 1.0);
+    }
+}
