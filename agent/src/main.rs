@@ -19,31 +19,15 @@ use std::{
     time::Duration,
 };
 
-use clap::Parser;
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder, registry::Registry};
 use tracing::{error, info, warn};
 
 use config::{Config, Flags, LogFormat};
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse() {
+    let flags: Flags = match sonde_cli_config::parse_flags("sonde-agent") {
         Ok(f) => f,
-        Err(e) if e.use_stderr() => {
-            // One line: what is wrong and with which flag (clap adds usage lines).
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-                .to_string();
-            eprintln!("sonde-agent: {first} (see --help)");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     let cfg = match Config::resolve(&flags) {
         Ok(c) => c,

@@ -1,9 +1,28 @@
 //! What both binaries' flags and config files parse alike, so a size or a bad
 //! file reads the same way in `sonde-agent` and `sonde-collector`.
 
-use std::path::Path;
+use std::{path::Path, process::ExitCode};
 
 use serde::de::DeserializeOwned;
+
+/// Parses the command line. `--help` and `--version` print and end the program
+/// with success; a mistake prints one line, naming the flag, and ends it with 2
+/// (clap would add usage lines).
+pub fn parse_flags<F: clap::Parser>(program: &str) -> Result<F, ExitCode> {
+    match F::try_parse() {
+        Ok(f) => Ok(f),
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            eprintln!("{program}: {first} (see --help)");
+            Err(ExitCode::from(2))
+        }
+        Err(e) => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+    }
+}
 
 /// Sizes as Prometheus writes them: a number with an optional unit, decimal
 /// (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`, `TiB`); `B` or none

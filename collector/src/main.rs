@@ -4,7 +4,6 @@
 
 use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
 
-use clap::Parser;
 use prometheus_client::registry::Registry;
 use sonde_collector::{
     api::{self, ApiState},
@@ -32,24 +31,9 @@ use tracing::{error, info};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse() {
+    let flags: Flags = match sonde_cli_config::parse_flags("sonde-collector") {
         Ok(f) => f,
-        Err(e) if e.use_stderr() => {
-            // One line: what is wrong and with which flag (clap adds usage lines).
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-                .to_string();
-            eprintln!("sonde-collector: {first} (see --help)");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     if let Some(Command::PromqlTest { files }) = &flags.command {
         return promql_test(files);

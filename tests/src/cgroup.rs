@@ -7,6 +7,32 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+/// A container id and pod uid unique to this test process and `n`, shaped as the
+/// kubelet and runtimes write them (64 hex digits; a version-4 UUID). `fill` (two
+/// hex digits) pads the id, so different tests' containers are told apart at a glance.
+pub fn kubelet_ids(n: u32, fill: &str) -> (String, String) {
+    let seed = format!("{:08x}{:04x}", std::process::id(), n);
+    let id = format!("{seed}{}", fill.repeat(26));
+    let uid = format!("{}-{}-4{}-8{}-{}", &seed[..8], &seed[8..12], &seed[9..12], &seed[..3], "0123456789ab");
+    (id, uid)
+}
+
+/// The kubelet's cgroup path for a container, per cgroup driver and runtime.
+pub fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String {
+    match driver {
+        "systemd" => {
+            let u = uid.replace('-', "_");
+            let scope = match runtime {
+                "containerd" => format!("cri-containerd-{id}.scope"),
+                "cri-o" => format!("crio-{id}.scope"),
+                _ => format!("docker-{id}.scope"),
+            };
+            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/{scope}")
+        }
+        _ => format!("/kubepods/besteffort/pod{uid}/{id}"),
+    }
+}
+
 /// The cgroup v2 mount: pure v2 at /sys/fs/cgroup or a hybrid host's unified tree.
 pub fn v2_root() -> PathBuf {
     let unified = Path::new("/sys/fs/cgroup/unified");

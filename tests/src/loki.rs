@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value as Json;
 
+use crate::promapi::PromApi;
+
 pub type Labels = BTreeMap<String, String>;
 
 /// One log line as the API returns it.
@@ -21,43 +23,25 @@ pub struct Entry {
     pub line: String,
 }
 
-/// A Loki API client for one server, e.g. `http://127.0.0.1:9090`.
+/// A Loki API client for one server, e.g. `http://127.0.0.1:9090`: the same HTTP
+/// and JSON handling as [`PromApi`], Loki's paths and shapes.
 #[derive(Clone)]
 pub struct Loki {
-    pub base: String,
-    agent: ureq::Agent,
+    api: PromApi,
 }
 
 impl Loki {
     pub fn new(base: &str) -> Loki {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build();
-        Loki {
-            base: base.trim_end_matches('/').to_string(),
-            agent: config.into(),
-        }
+        Loki { api: PromApi::new(base) }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.api.base
     }
 
     /// `GET path?params`: (status, JSON body); an error names the URL and what came back.
     pub fn get_json(&self, path: &str, params: &[(&str, &str)]) -> Result<(u16, Json), String> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.agent.get(&url);
-        for (k, v) in params {
-            req = req.query(*k, *v);
-        }
-        let mut resp = req.call().map_err(|e| format!("GET {url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| format!("reading {url}: {e}"))?;
-        let json = serde_json::from_str(&body)
-            .map_err(|e| format!("GET {url} ({status}): not JSON ({e}): {body:.300}"))?;
-        Ok((status, json))
+        self.api.get_json(path, params)
     }
 
     /// `GET path` and the `data` of a `success` answer, else an error with the status and message.
@@ -217,8 +201,8 @@ impl Loki {
         content_encoding: Option<&str>,
         body: &[u8],
     ) -> Result<(u16, String), String> {
-        let url = format!("{}/loki/api/v1/push", self.base);
-        let mut req = self.agent.post(&url).header("Content-Type", content_type);
+        let url = format!("{}/loki/api/v1/push", self.api.base);
+        let mut req = self.api.http().post(&url).header("Content-Type", content_type);
         if let Some(enc) = content_encoding {
             req = req.header("Content-Encoding", enc);
         }

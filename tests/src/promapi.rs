@@ -67,6 +67,11 @@ impl PromApi {
         }
     }
 
+    /// The HTTP client, for requests this type has no method for.
+    pub fn http(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
     /// `GET path` with query parameters; the body as JSON, and the status.
     pub fn get_json(&self, path: &str, params: &[(&str, &str)]) -> Result<(u16, Json), String> {
         let url = format!("{}{path}", self.base);

@@ -5,30 +5,14 @@
 
 use std::time::Duration;
 
-use sonde_tests::{Agent, Exposition, cgroup::TestCgroup, pingpong_command, require_bpf};
+use sonde_tests::{
+    Agent, Exposition,
+    cgroup::{TestCgroup, kubelet_ids, kubelet_path},
+    pingpong_command, require_bpf,
+};
 
-/// A 64-hex container ID and a pod UID unique to this test run and `n`.
 fn ids(n: u32) -> (String, String) {
-    let seed = format!("{:08x}{:04x}", std::process::id(), n);
-    let id = format!("{seed}{}", "ab".repeat(26));
-    let uid = format!("{}-{}-4{}-8{}-{}", &seed[..8], &seed[8..12], &seed[9..12], &seed[..3], "0123456789ab");
-    (id, uid)
-}
-
-/// The kubelet's path for a container, per driver and runtime.
-fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String {
-    match driver {
-        "systemd" => {
-            let u = uid.replace('-', "_");
-            let scope = match runtime {
-                "containerd" => format!("cri-containerd-{id}.scope"),
-                "cri-o" => format!("crio-{id}.scope"),
-                _ => format!("docker-{id}.scope"),
-            };
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/{scope}")
-        }
-        _ => format!("/kubepods/besteffort/pod{uid}/{id}"),
-    }
+    kubelet_ids(n, "ab")
 }
 
 /// Wakes up at least 2n times inside `cg`.

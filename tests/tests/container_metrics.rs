@@ -23,11 +23,7 @@ const CHILDREN: usize = 3;
 
 /// A 64-hex container ID and a pod UID unique to this process and `n`.
 fn ids(n: u32) -> (String, String) {
-    let seed = format!("{:08x}{:04x}", std::process::id(), n);
-    (
-        format!("{seed}{}", "cd".repeat(26)),
-        format!("{}-{}-4{}-8{}-{}", &seed[..8], &seed[8..12], &seed[9..12], &seed[..3], "0123456789ab"),
-    )
+    sonde_tests::cgroup::kubelet_ids(n, "cd")
 }
 
 /// The same cgroup in each v1 hierarchy, as the kubelet makes it on a hybrid host.

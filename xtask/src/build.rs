@@ -89,7 +89,14 @@ pub fn run(args: &[String]) -> Result<()> {
 
     say(&format!("starting sonde-agent, exporting to http://{COLLECTOR_GRPC}; its buffer: {}", buffer.display()));
     let mut cmd = Command::new(step::target_dir().join("release/sonde-agent"));
-    cmd.args(["--collector", &format!("http://{COLLECTOR_GRPC}")]).arg("--buffer-dir").arg(&buffer).args(args);
+    // Log positions beside the buffer, so a run as an ordinary user needs no /var/lib.
+    let positions = buffer.with_file_name("log-positions.json");
+    cmd.args(["--collector", &format!("http://{COLLECTOR_GRPC}")])
+        .arg("--buffer-dir")
+        .arg(&buffer)
+        .arg("--log-positions")
+        .arg(&positions)
+        .args(args);
     let mut agent = Running::spawn("sonde-agent", cmd)?;
 
     let agent_listen = args
@@ -100,6 +107,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9101".into())
         .replace("0.0.0.0", "127.0.0.1");
     say(&format!("query:  http://{COLLECTOR_HTTP}/api/v1/query?query=node_load1 (the Prometheus API; Grafana: a Prometheus data source at http://{COLLECTOR_HTTP})"));
+    say(&format!("logs:   http://{COLLECTOR_HTTP}/loki/api/v1/query_range?query={{namespace=~\".+\"}} (Loki's API, from /var/log/pods; Grafana: a Loki data source at http://{COLLECTOR_HTTP})"));
     say(&format!("agent:  http://{agent_listen}/metrics"));
     say("Ctrl-C stops both");
     loop {

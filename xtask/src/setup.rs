@@ -21,6 +21,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces for the TCP probe tests"),
     ("util-linux", "losetup, for the block I/O probe tests"),
     ("bpftrace", "the reference per-cgroup run-queue histogram in benchmarks"),
+    ("rsyslog", "a real file-tailing log shipper (imfile -> TCP), the log path's peer in benchmarks"),
 ];
 
 pub fn run() -> Result<()> {

@@ -37,6 +37,8 @@ const KEY_STRING_VALUE: u8 = 1 << 3 | 2; // AnyValue.string_value
 #[derive(Debug)]
 pub struct Source {
     pub id: u64,
+    /// Who wrote the lines; the encoded form is in `resource_field` (tests read this).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub labels: PodContainer,
     resource_field: Vec<u8>,
 }

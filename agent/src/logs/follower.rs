@@ -155,6 +155,7 @@ impl Follower {
             fingerprint: self.fp.clone(),
             fingerprint_len: self.fp_len,
             offset: self.safe_offset(),
+            checkpoint_ns: now_ns(),
         }
     }
 

@@ -56,6 +56,24 @@ pub fn is_rotated_candidate(name: &str) -> bool {
         && !COMPRESSED.iter().any(|ext| name.ends_with(ext))
 }
 
+/// The live log a rotated name came from: `0.log.20240101-000000` and `0.log.1`
+/// -> `0.log`; a live name is its own. `None` for names that are neither.
+pub fn live_name_of(name: &str) -> Option<&str> {
+    if is_live_log_name(name) {
+        return Some(name);
+    }
+    let end = name.find(".log.")? + ".log".len();
+    Some(&name[..end]).filter(|live| live.len() > 4)
+}
+
+/// A plain rotated sibling of the live log `live_name` (`0.log` -> `0.log.<suffix>`).
+pub fn is_rotation_of(name: &str, live_name: &str) -> bool {
+    name.len() > live_name.len() + 1
+        && name.starts_with(live_name)
+        && name.as_bytes()[live_name.len()] == b'.'
+        && is_rotated_candidate(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +103,15 @@ mod tests {
         assert!(is_rotated_candidate("0.log.20240101-000000"));
         assert!(is_rotated_candidate("0.log.1"));
         assert!(!is_rotated_candidate("0.log.20240101-000000.gz"));
+        assert_eq!(live_name_of("0.log"), Some("0.log"));
+        assert_eq!(live_name_of("0.log.20240101-000000"), Some("0.log"));
+        assert_eq!(live_name_of("12.log.1"), Some("12.log"));
+        assert_eq!(live_name_of("notes.txt"), None);
+        assert_eq!(live_name_of(".log.1"), None);
+        assert!(is_rotation_of("0.log.20240101-000000", "0.log"));
+        assert!(!is_rotation_of("0.log.20240101-000000.gz", "0.log"));
+        assert!(!is_rotation_of("10.log.1", "0.log"));
+        assert!(!is_rotation_of("0.log", "0.log"));
+        assert!(!is_rotation_of("0.logx", "0.log"));
     }
 }

@@ -36,8 +36,10 @@ use super::{
     tap::Tap,
 };
 
-/// A batch is cut once its records take this many bytes.
-pub const MAX_BATCH: usize = 1 << 20;
+/// A batch is cut once its records take this many bytes. 2 MiB: half the
+/// requests (and queue fsyncs) of 1 MiB per byte shipped, while the queue bound
+/// (at least 8 MiB) still holds several batches in flight.
+pub const MAX_BATCH: usize = 2 << 20;
 /// Positions are written at most this often (more often only adds fsyncs; less
 /// often only adds lines re-read after a crash).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -97,7 +99,9 @@ pub fn reader_loop(
         let mut n = tailer.poll(&mut sink, MAX_BATCH, &mut may_read);
         if let Some(tap) = tap.as_mut().filter(|_| !blocked) {
             let redactor = sink.redactor;
-            n += tap.drain(&mut sink.batch, MAX_BATCH, &|line| redactor.apply(line).into_owned());
+            n += tap.drain(&mut sink.batch, MAX_BATCH, &|line| {
+                redactor.apply(line).into_owned()
+            });
         }
         let due = sink
             .batch

@@ -10,7 +10,7 @@
 //!  "files": [{"path": "/var/log/pods/ns_pod_uid/app/0.log",
 //!             "dev": 2049, "inode": 1234567,
 //!             "fingerprint": "cbf29ce484222325", "fingerprint_len": 256,
-//!             "offset": 1048576}]}
+//!             "offset": 1048576, "checkpoint_ns": 1700000000000000000}]}
 //! ```
 //!
 //! - `dev`, `inode`: the file's identity when it was read; `path` is the name it
@@ -23,6 +23,10 @@
 //!   queue. Partial state is not stored: while a `P` (partial) line is being
 //!   joined, `offset` stays at the start of its first part, so the parts are read
 //!   again after a restart and nothing half-joined is lost.
+//! - `checkpoint_ns`: when the checkpoint was taken (Unix ns; absent = 0 =
+//!   unknown in older files). A rotated sibling that is in no position and was
+//!   modified after it was written while the agent was down (or not yet seen),
+//!   so it is read from its start after a restart.
 //!
 //! A checkpoint is written only after the lines before each offset are in the
 //! disk queue, so after a crash tailing resumes without loss; lines read after
@@ -45,6 +49,8 @@ pub struct Position {
     pub fingerprint: String,
     pub fingerprint_len: u64,
     pub offset: u64,
+    #[serde(default)]
+    pub checkpoint_ns: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -136,10 +142,14 @@ mod tests {
             fingerprint: fingerprint(b"abc"),
             fingerprint_len: 3,
             offset: 99,
+            checkpoint_ns: 5,
         };
         save(&path, std::slice::from_ref(&p)).unwrap();
         assert_eq!(load(&path).unwrap(), vec![p]);
         assert!(!dir.path().join("sub/pos.json.tmp").exists());
+        // Checkpoints written before `checkpoint_ns` existed still load.
+        fs::write(&path, br#"{"version":1,"files":[{"path":"/x/0.log","dev":1,"inode":2,"fingerprint":"","fingerprint_len":0,"offset":3}]}"#).unwrap();
+        assert_eq!(load(&path).unwrap()[0].checkpoint_ns, 0);
         fs::write(&path, b"{\"version\":1,\"files\":[{").unwrap();
         assert!(load(&path).unwrap_err().contains("pos.json"));
         fs::write(&path, b"{\"version\":7,\"files\":[]}").unwrap();

@@ -98,9 +98,21 @@ impl Redactor {
     }
 
     /// The line with every rule applied; borrowed when nothing matched.
+    ///
+    /// Each rule first asks `is_match`, which for a line it does not match is a
+    /// single literal-accelerated scan (`@` for the shipped email rule, `bearer`
+    /// for the token rule); `replace_all` with a closure runs a slower capture
+    /// search, so it only runs on lines that do match. Measured on 250-byte
+    /// lines that match neither shipped rule (release, one core): is_match
+    /// 6.0 + 3.8 GiB/s, replace_all 3.9 + 2.8 GiB/s; a `RegexSet` of both
+    /// would be one pass but only 0.58 GiB/s (no literal prefilter for a set
+    /// whose patterns start with a class), so it is not used.
     pub fn apply<'a>(&self, line: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(line);
         for (rule, counter) in self.rules.rules.iter().zip(&self.counters) {
+            if !rule.regex.is_match(&out) {
+                continue;
+            }
             let mut n = 0u64;
             let replaced = rule.regex.replace_all(&out, |caps: &Captures<'_>| {
                 n += 1;
@@ -157,6 +169,94 @@ mod tests {
             "password=*** id <n:12345> and 99"
         );
         assert_eq!((c[0].get(), c[1].get()), (1, 1));
+    }
+
+    /// The straightforward sequential application (what `apply` did before its
+    /// `is_match` gate), as the reference the gated version must equal.
+    fn apply_reference<'a>(rules: &Rules, line: &'a str) -> (Cow<'a, str>, Vec<u64>) {
+        let mut out = Cow::Borrowed(line);
+        let mut counts = Vec::new();
+        for rule in &rules.rules {
+            let mut n = 0u64;
+            let replaced = rule.regex.replace_all(&out, |caps: &Captures<'_>| {
+                n += 1;
+                let mut dst = String::new();
+                caps.expand(&rule.replacement, &mut dst);
+                dst
+            });
+            if let Cow::Owned(s) = replaced {
+                out = Cow::Owned(s);
+            }
+            counts.push(n);
+        }
+        (out, counts)
+    }
+
+    #[test]
+    fn gated_application_equals_the_reference_including_chained_rules() {
+        // Later rules see what earlier ones produced: `num` rewrites the digits of
+        // `email`'s replacement, `hash` matches the `#` that `num` writes.
+        let text = "[[rule]]\nname = \"email\"\npattern = '[a-z]+@[a-z]+\\.com'\nreplacement = \"<mail id=42>\"\n\
+                    [[rule]]\nname = \"num\"\npattern = '\\d+'\nreplacement = \"#\"\n\
+                    [[rule]]\nname = \"hash\"\npattern = '#(\\w*)'\nreplacement = \"[$1]\"\n\
+                    [[rule]]\nname = \"bearer\"\npattern = '(?i)(bearer\\s+)[A-Za-z0-9._~+/-]+=*'\nreplacement = \"${1}<t>\"\n";
+        let rules = Rules::parse(text).unwrap();
+        let (r, counters) = redactor(text);
+        let lines = [
+            "",
+            "plain text with nothing",
+            "mail bob@example.com now",
+            "id 123 and #tag",
+            "x@y.com a@b.com 7 BEARER abc= Bearer  q",
+            "#",
+            "bearer",
+            "é ü bob@ex.com ünïcode 9",
+        ];
+        let mut want = vec![0u64; 4];
+        for line in lines {
+            let (expected, counts) = apply_reference(&rules, line);
+            assert_eq!(r.apply(line), expected, "{line:?}");
+            for (w, c) in want.iter_mut().zip(counts) {
+                *w += c;
+            }
+        }
+        assert_eq!(counters.iter().map(Counter::get).collect::<Vec<_>>(), want);
+        assert!(
+            want.iter().all(|&n| n > 0),
+            "every rule was exercised: {want:?}"
+        );
+    }
+
+    /// `cargo test --release -p sonde-agent --bin sonde-agent -- --ignored --nocapture redact::tests::bench`
+    #[test]
+    #[ignore]
+    fn bench_shipped_rules_on_lines_that_match_nothing() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/redaction.toml"
+        ))
+        .unwrap();
+        let rules = Rules::parse(&text).unwrap();
+        let (r, _) = redactor(&text);
+        let filler = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(3);
+        let lines: Vec<String> = (0..200_000)
+            .map(|n| format!("GET /api/v1/items/{n} 200 {filler}"))
+            .collect();
+        let mib = lines.iter().map(String::len).sum::<usize>() as f64 / 1048576.0;
+        let started = std::time::Instant::now();
+        let changed = lines
+            .iter()
+            .filter(|l| matches!(r.apply(l), Cow::Owned(_)))
+            .count();
+        let gated = mib / started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        let same = lines
+            .iter()
+            .filter(|l| matches!(apply_reference(&rules, l).0, Cow::Borrowed(_)))
+            .count();
+        let reference = mib / started.elapsed().as_secs_f64();
+        eprintln!("redaction: gated {gated:.0} MiB/s, ungated reference {reference:.0} MiB/s");
+        assert_eq!((changed, same), (0, lines.len()));
     }
 
     #[test]

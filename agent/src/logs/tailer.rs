@@ -13,13 +13,17 @@
 //! - At startup each checkpointed position is matched to a file by (dev, inode)
 //!   and fingerprint, else by fingerprint alone (a copy), among the files of its
 //!   directory; a rotated match is drained from the offset, a live one resumed.
+//!   If the checkpointed live file rotated (or is gone), the plain rotations of
+//!   it that are in no position and were modified since the checkpoint (files
+//!   created and rotated while the agent was down) are read whole, oldest
+//!   first, before the live file.
 
 use std::{
     collections::{BTreeMap, HashSet},
     fs::{self, File},
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use tracing::{debug, info, warn};
@@ -27,8 +31,8 @@ use tracing::{debug, info, warn};
 use super::{
     batch::Source,
     discover::{self, Identity, identity},
-    follower::{Ctx, Follower, MAX_LINE, Sink, State, head_fingerprint},
-    path::{is_rotated_candidate, parse_log_path},
+    follower::{Ctx, FINGERPRINT_LEN, Follower, MAX_LINE, Sink, State, head_fingerprint},
+    path::{is_rotated_candidate, is_rotation_of, live_name_of, parse_log_path},
     positions::Position,
     stats::LogStats,
 };
@@ -128,7 +132,8 @@ impl Tailer {
                     if done {
                         f.finish(&mut self.buf, &mut ctx);
                         debug!(file = %f.path.display(), "finished a rotated or deleted log file");
-                        self.draining.swap_remove(i);
+                        // `remove`, not `swap_remove`: older files stay first.
+                        self.draining.remove(i);
                         continue;
                     }
                     if let State::Draining { since } = &mut f.state
@@ -139,7 +144,7 @@ impl Tailer {
                 }
                 Err(e) => {
                     warn!(file = %f.path.display(), "reading a rotated log file: {e}; closing it");
-                    self.draining.swap_remove(i);
+                    self.draining.remove(i);
                     continue;
                 }
             }
@@ -187,31 +192,158 @@ impl Tailer {
 
     fn restore_positions(&mut self, positions: Vec<Position>) {
         let mut taken: HashSet<(u64, u64)> = HashSet::new();
+        // Full-length head fingerprints of what is followed: a sibling with one of
+        // these is a copy of a file already being read.
+        let mut heads: HashSet<String> = HashSet::new();
+        let mut groups: BTreeMap<PathBuf, Restored> = BTreeMap::new();
         for pos in positions {
             let Some(src) = self.source(&pos.path) else {
                 continue;
             };
+            let Some(live) = live_path_of(&pos.path) else {
+                continue;
+            };
+            let g = groups.entry(live.clone()).or_default();
+            g.checkpoint_ns = g.checkpoint_ns.max(pos.checkpoint_ns);
             match find_file(&pos, &taken) {
                 Some((path, file, id)) => {
                     taken.insert((id.dev, id.inode));
-                    if path == pos.path {
+                    if path == pos.path && path == live {
                         // Still the live file: discovery adopts it at this offset.
+                        g.still_live = true;
                         self.restore.insert(path, pos.offset);
                         continue;
                     }
+                    if let Ok(mtime) = file.metadata().and_then(|m| m.modified()) {
+                        g.newest_rotated = g.newest_rotated.max(Some(mtime));
+                    }
                     info!(file = %path.display(), was = %pos.path.display(), offset = pos.offset, "rotated while the agent was down; reading the rest of it");
-                    match Follower::open(path.clone(), file, id, pos.offset, src, State::Copy) {
-                        Ok(f) => self.draining.push(f),
+                    match Follower::open(path.clone(), file, id, pos.offset, src, restored_state())
+                    {
+                        Ok(f) => {
+                            if f.fp_len == FINGERPRINT_LEN {
+                                heads.insert(f.fp.clone());
+                            }
+                            self.draining.push(f);
+                        }
                         Err(e) => warn!(file = %path.display(), "opening a rotated log file: {e}"),
                     }
                 }
                 None if pos.offset > 0 => {
+                    // How many lines followed the offset cannot be known: the file is gone.
                     warn!(file = %pos.path.display(), offset = pos.offset, "a checkpointed log file is gone (deleted, or rotated and compressed); lines after the offset that were not read are lost");
                 }
                 None => {}
             }
         }
+        // Rotations that happened entirely while the agent was down: in no position,
+        // modified since the checkpoint (or since the newest checkpointed file that
+        // rotated). Read whole, oldest first, before the live file.
+        for (live, g) in groups {
+            if g.still_live {
+                continue;
+            }
+            // A file created after the checkpointed one was written after it, so
+            // its mtime is later even if it rotated before the checkpoint was
+            // taken (between two discovery rounds). No margin before the
+            // checkpoint time: rotations read and finished just before it would
+            // be read again.
+            let since =
+                (g.checkpoint_ns > 0).then(|| UNIX_EPOCH + Duration::from_nanos(g.checkpoint_ns));
+            let since = match (since, g.newest_rotated) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            for (p, file, id) in rotated_since(&live, since, &taken, &heads) {
+                let Some(src) = self.source(&live) else {
+                    break;
+                };
+                info!(file = %p.display(), "rotated entirely while the agent was down; reading all of it");
+                taken.insert((id.dev, id.inode));
+                match Follower::open(p.clone(), file, id, 0, src, restored_state()) {
+                    Ok(f) => {
+                        if f.fp_len == FINGERPRINT_LEN {
+                            heads.insert(f.fp.clone());
+                        }
+                        self.draining.push(f);
+                    }
+                    Err(e) => warn!(file = %p.display(), "opening a rotated log file: {e}"),
+                }
+            }
+        }
     }
+}
+
+/// Files found rotated at startup are drained like a rename seen live, not
+/// closed at EOF: the runtime may not have reopened its log yet and still append.
+fn restored_state() -> State {
+    State::Draining {
+        since: Instant::now(),
+    }
+}
+
+/// What a restart learned about one live log path (`<dir>/0.log`) from the
+/// positions naming it or its rotations.
+#[derive(Default)]
+struct Restored {
+    /// The checkpointed live file still is the live file: nothing rotated unseen.
+    still_live: bool,
+    /// Newest mtime among the checkpointed files that were found rotated.
+    newest_rotated: Option<SystemTime>,
+    checkpoint_ns: u64,
+}
+
+/// `<dir>/0.log` for `<dir>/0.log` and its rotations (`<dir>/0.log.<suffix>`).
+fn live_path_of(path: &Path) -> Option<PathBuf> {
+    let name = live_name_of(path.file_name()?.to_str()?)?;
+    Some(path.with_file_name(name))
+}
+
+/// Plain rotations of `live` modified at or after `since` (all if unknown) that
+/// are not `taken` and whose head is not one of `heads`, oldest first.
+fn rotated_since(
+    live: &Path,
+    since: Option<SystemTime>,
+    taken: &HashSet<(u64, u64)>,
+    heads: &HashSet<String>,
+) -> Vec<(PathBuf, File, Identity)> {
+    let (Some(dir), Some(live_name)) = (live.parent(), live.file_name().and_then(|n| n.to_str()))
+    else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(SystemTime, PathBuf, File, Identity)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            if !p
+                .file_name()?
+                .to_str()
+                .is_some_and(|n| is_rotation_of(n, live_name))
+            {
+                return None;
+            }
+            let file = File::open(&p).ok()?;
+            let m = file.metadata().ok()?;
+            let id = identity(&m);
+            let mtime = m.modified().ok()?;
+            if !m.is_file()
+                || taken.contains(&(id.dev, id.inode))
+                || since.is_some_and(|s| mtime < s)
+            {
+                return None;
+            }
+            let (fp, len) = head_fingerprint(&file, FINGERPRINT_LEN).ok()?;
+            if len == FINGERPRINT_LEN && heads.contains(&fp) {
+                return None;
+            }
+            Some((mtime, p, file, id))
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out.into_iter().map(|(_, p, f, id)| (p, f, id)).collect()
 }
 
 /// Discovery and rotation checks; a free function so the caller can keep
@@ -348,23 +480,11 @@ fn truncated(f: &mut Follower, draining: &mut Vec<Follower>, ctx: &mut Ctx<'_>) 
 /// files that were live and rotated away between two looks.
 fn unseen_rotations(
     path: &Path,
-    since: std::time::SystemTime,
+    since: SystemTime,
     known: &HashSet<(u64, u64)>,
 ) -> Vec<(PathBuf, File, Identity)> {
-    let mut out: Vec<(std::time::SystemTime, PathBuf, File, Identity)> = candidates(path)
-        .into_iter()
-        .skip(1)
-        .filter_map(|p| {
-            let file = File::open(&p).ok()?;
-            let m = file.metadata().ok()?;
-            let id = identity(&m);
-            let mtime = m.modified().ok()?;
-            (m.is_file() && mtime >= since && !known.contains(&(id.dev, id.inode)))
-                .then_some((mtime, p, file, id))
-        })
-        .collect();
-    out.sort_by_key(|a| a.0);
-    out.into_iter().map(|(_, p, f, id)| (p, f, id)).collect()
+    // Only `0.log.*` for `0.log`: `1.log.*` (after a container restart) has its own follower.
+    rotated_since(path, Some(since), known, &HashSet::new())
 }
 
 /// The file a position refers to: the same (dev, inode) with the same head, else

@@ -311,6 +311,93 @@ fn restart_from_positions_resumes_across_rotations_while_down() {
     assert_exactly_once(&c, 1500..1650);
 }
 
+/// The e2e kill -9 case: while the agent is down the writer rotates twice by
+/// rename, so one file is created and rotated away unseen. After the restart
+/// the checkpointed file is finished, the unseen rotation read whole, then the
+/// live file, in order; a rotation finished before the checkpoint is not read
+/// again. A second crash while those copies are being read loses nothing.
+#[test]
+fn restart_reads_rotations_made_entirely_while_down_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = container_dir(root.path());
+    let live = dir.join("0.log");
+    let done = AtomicBool::new(true);
+    let mut f = append(&live);
+    for i in 0..500 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    let (mut t, _) = tailer(root.path(), vec![]);
+    let mut c = Collect::default();
+    poll_until(&mut t, &mut c, 500, &done);
+    // A rotation the agent sees and finishes before the checkpoint.
+    fs::rename(&live, dir.join("0.log.20240101-000000")).unwrap();
+    let mut f = append(&live);
+    for i in 500..1000 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    poll_until(&mut t, &mut c, 1000, &done);
+    while t.positions().len() > 1 {
+        t.poll(&mut c, 1 << 20, &mut || true);
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_exactly_once(&c, 0..1000);
+    let saved = t.positions();
+    drop(t);
+    assert_eq!(saved.len(), 1, "{saved:?}");
+
+    // Down: more lines, rotation, a whole new file, rotation again, a new live file.
+    for i in 1000..1200 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    fs::rename(&live, dir.join("0.log.20240101-000001")).unwrap();
+    let mut f = append(&live);
+    for i in 1200..1500 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    fs::rename(&live, dir.join("0.log.20240101-000002")).unwrap();
+    let mut f = append(&live);
+    for i in 1500..1700 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    // Compressed rotations are never read.
+    fs::write(dir.join("0.log.20231231-000000.gz"), cri(99_999)).unwrap();
+    let saved = serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+
+    // Up, but killed after the first file: only one file is read.
+    let (mut t, _) = tailer(root.path(), saved);
+    let mut c = Collect::default();
+    let mut first = true;
+    t.poll(&mut c, 1 << 20, &mut || {
+        std::mem::replace(&mut first, false)
+    });
+    assert_exactly_once(&c, 1000..1200);
+    let saved = t.positions();
+    drop(t);
+    assert!(
+        saved
+            .iter()
+            .any(|p| p.path.ends_with("0.log.20240101-000002")),
+        "the unseen rotation is checkpointed under its own name: {saved:?}"
+    );
+
+    // Up again: the rest, each line once, in order.
+    for i in 1700..1750 {
+        f.write_all(cri(i).as_bytes()).unwrap();
+    }
+    let (mut t, _) = tailer(root.path(), saved);
+    poll_until(&mut t, &mut c, 750, &done);
+    assert_exactly_once(&c, 1000..1750);
+    let order: Vec<usize> = c
+        .lines
+        .iter()
+        .map(|l| l.3[4..11].parse().unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "lines out of order across the rotated files"
+    );
+}
+
 #[test]
 fn a_deleted_file_is_drained_through_its_descriptor_then_forgotten() {
     let root = tempfile::tempdir().unwrap();
@@ -463,7 +550,16 @@ fn a_full_queue_stops_reading_instead_of_dropping_and_redaction_applies() {
     let reader = {
         let (b, stop, stats) = (buffer.clone(), stop.clone(), stats.clone());
         thread::spawn(move || {
-            pipeline::reader_loop(t, None, redactor, Duration::from_millis(100), b, tx, stop, stats)
+            pipeline::reader_loop(
+                t,
+                None,
+                redactor,
+                Duration::from_millis(100),
+                b,
+                tx,
+                stop,
+                stats,
+            )
         })
     };
     let writer = {
@@ -568,7 +664,16 @@ fn bench_tail_500mib_into_the_queue() {
     let reader = {
         let (b, stop, stats) = (buffer.clone(), stop.clone(), stats.clone());
         thread::spawn(move || {
-            pipeline::reader_loop(t, None, redactor, Duration::from_secs(1), b, tx, stop, stats)
+            pipeline::reader_loop(
+                t,
+                None,
+                redactor,
+                Duration::from_secs(1),
+                b,
+                tx,
+                stop,
+                stats,
+            )
         })
     };
     let writer = {

@@ -41,6 +41,10 @@ pub struct Options {
     /// What to run, comma separated: sonde, rsyslog (imfile -> omfwd TCP, side by side).
     #[arg(long, default_value = "sonde,rsyslog", value_delimiter = ',')]
     pub peers: Vec<String>,
+    /// Use the release binaries already in the target dir (profiling, or while
+    /// the tree does not build) instead of building them first.
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -63,15 +67,19 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         None
     };
-    say("building sonde-collector and sonde-agent (release)");
-    step::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "sonde-collector",
-        "-p",
-        "sonde-agent",
-    ])?;
+    if opts.no_build {
+        say("--no-build: using the release binaries already built");
+    } else {
+        say("building sonde-collector and sonde-agent (release)");
+        step::cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "sonde-collector",
+            "-p",
+            "sonde-agent",
+        ])?;
+    }
     guard::stop_on_interrupt();
     let machine = crate::bench_agent::report::Machine::detect();
     let dir = TempDir::with_prefix("sonde-bench-logs-")?;

@@ -97,7 +97,7 @@ pub fn render(
     let _ = write!(
         s,
         "\n| end to end, file → network | MiB/s | source |\n|---|---|---|\n\
-         | **Sonde agent → collector (this run, median)** | **{}** | this bench: CRI parsing, OTLP/gRPC gzip, collector WAL fsync and dedup |\n\
+         | **Sonde agent → collector (this run, median)** | **{}** | this bench: CRI parsing, OTLP/gRPC zstd, 4 requests in flight, collector WAL fsync and dedup |\n\
          {peer_row}| Vector, file → TCP | 76.7 | Vector's published soak results (other hardware) |\n\
          | Fluent Bit, file → TCP | 35 | the same published comparison (other hardware) |\n\
          | bar | ≥ {} with 0 lines lost | |\n\n",

@@ -43,7 +43,7 @@
 //! and directories in the directory are left alone.
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeSet, VecDeque},
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
@@ -100,8 +100,9 @@ pub struct Buffer {
     queue: VecDeque<Entry>,
     bytes: u64,
     next_seq: u64,
-    /// The batch the sender holds: never evicted, so an ack never refers to a deleted file.
-    in_flight: Option<u64>,
+    /// The batches the sender holds (several when it pipelines requests): never
+    /// evicted, so an ack never refers to a deleted file.
+    in_flight: BTreeSet<u64>,
     stats: ExportStats,
 }
 
@@ -158,7 +159,7 @@ impl Buffer {
             bytes: queue.iter().map(|e| e.size).sum(),
             queue: queue.into(),
             next_seq,
-            in_flight: None,
+            in_flight: BTreeSet::new(),
             stats,
         };
         if !buffer.queue.is_empty() {
@@ -199,17 +200,23 @@ impl Buffer {
         Ok(())
     }
 
-    /// The oldest batch, read back from disk; a file that went bad since is dropped
-    /// (counted and logged) and the next one tried.
+    /// The oldest batch not already handed out, read back from disk; a file that
+    /// went bad since is dropped (counted and logged) and the next one tried. The
+    /// batch counts as in flight until [`Buffer::ack`], [`Buffer::reject`] or
+    /// [`Buffer::release`].
     pub fn next(&mut self) -> Option<Pending> {
-        while let Some(front) = self.queue.front() {
+        while let Some(front) = self.queue.iter().find(|e| !self.in_flight.contains(&e.seq)) {
             let (seq, path) = (front.seq, self.path(front.seq));
             match fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| decode(&b, self.kind).map(|(p, payload)| (p, payload.to_vec())))
-            {
+                .and_then(|mut b| {
+                    let points = decode(&b, self.kind)?.0;
+                    // The payload is the file minus its header: no second copy.
+                    b.drain(..HEADER_LEN);
+                    Ok((points, b))
+                }) {
                 Ok((points, payload)) => {
-                    self.in_flight = Some(seq);
+                    self.in_flight.insert(seq);
                     return Some(Pending {
                         seq,
                         points,
@@ -243,6 +250,12 @@ impl Buffer {
         self.publish();
     }
 
+    /// Batches handed out and not yet acked or rejected.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -268,7 +281,7 @@ impl Buffer {
             let Some(i) = self
                 .queue
                 .iter()
-                .position(|e| Some(e.seq) != self.in_flight)
+                .position(|e| !self.in_flight.contains(&e.seq))
             else {
                 break;
             };
@@ -288,9 +301,7 @@ impl Buffer {
     }
 
     fn forget(&mut self, seq: u64) -> Option<Entry> {
-        if self.in_flight == Some(seq) {
-            self.in_flight = None;
-        }
+        self.in_flight.remove(&seq);
         let i = self.queue.iter().position(|e| e.seq == seq)?;
         let entry = self.queue.remove(i)?;
         self.bytes -= entry.size;
@@ -457,6 +468,37 @@ mod tests {
             vec![3, 4],
             "batches 1 and 2 were the oldest not in flight"
         );
+    }
+
+    #[test]
+    fn several_in_flight_are_handed_out_once_acked_in_any_order_and_never_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_size = (HEADER_LEN + 100) as u64;
+        let (mut b, stats) = open(dir.path(), 4 * file_size);
+        for i in 0..4u8 {
+            b.push(&[i; 100], 1).unwrap();
+        }
+        let sent: Vec<Pending> = (0..3).map(|_| b.next().unwrap()).collect();
+        let firsts: Vec<u8> = sent.iter().map(|p| p.payload[0]).collect();
+        assert_eq!(firsts, vec![0, 1, 2], "oldest first, each batch once");
+        assert_eq!(b.in_flight(), 3);
+        // Over the bound: only batch 3, the one not in flight, may go.
+        b.push(&[4; 100], 1).unwrap();
+        b.push(&[5; 100], 1).unwrap();
+        assert_eq!(stats.dropped_batches(DropReason::BufferFull), 2);
+        // Acks out of order; a rejected one is counted and gone too.
+        b.ack(sent[2].seq);
+        b.reject(sent[0].seq, DropReason::Rejected);
+        b.ack(sent[1].seq);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(stats.sent_batches(), 2);
+        assert_eq!(stats.dropped_batches(DropReason::Rejected), 1);
+        // An ack for a batch already gone changes nothing.
+        b.ack(sent[1].seq);
+        assert_eq!(stats.sent_batches(), 2);
+        let rest: Vec<u8> = drain(&mut b).iter().map(|p| p[0]).collect();
+        assert_eq!(rest, vec![5]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

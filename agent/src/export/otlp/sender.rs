@@ -1,10 +1,15 @@
-//! The gRPC client loop: sends a buffer's oldest batch until the collector
-//! acknowledges it, then the next. Order is kept: a batch that fails with a
-//! retryable code is retried (exponential backoff with jitter, capped at
-//! [`MAX_BACKOFF`]) before anything newer is sent. One loop runs per queue: metric
-//! snapshots go to the MetricsService gzip-compressed, log batches to the
-//! LogsService zstd-compressed (gzip cannot keep up with 100 MiB/s of lines on one
-//! core; a collector that refuses zstd is answered with gzip from then on).
+//! The gRPC client loop: sends a buffer's batches oldest first, each until the
+//! collector acknowledges it. A batch that fails with a retryable code is retried
+//! (exponential backoff with jitter, capped at [`MAX_BACKOFF`]) and stays on disk
+//! meanwhile. One loop runs per queue: metric snapshots go to the MetricsService
+//! gzip-compressed, one at a time (order kept: the TSDB wants samples in order);
+//! log batches go to the LogsService zstd-compressed (gzip cannot keep up with
+//! 100 MiB/s of lines on one core; a collector that refuses zstd is answered with
+//! gzip from then on) with up to [`LOGS_IN_FLIGHT`] requests at once on the one
+//! HTTP/2 connection, each acked on its own: one request at a time waits a round
+//! trip plus the collector's fsync per batch, which capped the log path at a
+//! third of a core. The collector's store takes entries in any order and its
+//! concurrent appends share an fsync, so more requests in flight is more throughput.
 //!
 //! The payload is sent exactly as it was encoded into the buffer (a pass-through
 //! codec), so a batch is protobuf-encoded once however often it is retried.
@@ -17,15 +22,21 @@
 
 use std::{
     marker::PhantomData,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceResponse, metrics::v1::ExportMetricsServiceResponse,
 };
-use prost::bytes::{Buf, BufMut};
-use tokio::sync::Notify;
+use prost::{
+    Message,
+    bytes::{Buf, BufMut, Bytes},
+};
+use tokio::{sync::Notify, task::JoinSet};
 use tonic::{
     Code, Status,
     codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
@@ -36,20 +47,26 @@ use tracing::{debug, error, info, warn};
 
 use super::{
     buffer::{Buffer, Kind, Pending},
+    raw_grpc,
     stats::{DropReason, ExportStats},
 };
 
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one export request may take before it counts as failed (and is retried).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Log export requests in flight at once (metrics: one).
+pub const LOGS_IN_FLIGHT: usize = 4;
+const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// A client for one queue's OTLP service. The channel connects on first use, so
-/// the agent starts (and buffers) while the collector is away.
+/// the agent starts (and buffers) while the collector is away. Clones share the
+/// connection and the zstd fallback.
 #[derive(Clone, Debug)]
 pub struct Client {
     channel: Channel,
     kind: Kind,
-    encoding: CompressionEncoding,
+    /// Set once the collector has said it cannot decompress zstd.
+    zstd_refused: Arc<AtomicBool>,
 }
 
 pub fn client(url: &str, kind: Kind) -> Result<Client, String> {
@@ -58,23 +75,50 @@ pub fn client(url: &str, kind: Kind) -> Result<Client, String> {
         .connect_timeout(Duration::from_secs(5))
         .timeout(REQUEST_TIMEOUT)
         .tcp_keepalive(Some(Duration::from_secs(60)));
-    let encoding = match kind {
-        Kind::Metrics => CompressionEncoding::Gzip,
-        Kind::Logs => CompressionEncoding::Zstd,
-    };
     Ok(Client {
         channel: endpoint.connect_lazy(),
         kind,
-        encoding,
+        zstd_refused: Arc::new(AtomicBool::new(false)),
     })
 }
 
 impl Client {
+    fn encoding(&self) -> CompressionEncoding {
+        match self.kind {
+            Kind::Logs if !self.zstd_refused.load(Ordering::Relaxed) => CompressionEncoding::Zstd,
+            _ => CompressionEncoding::Gzip,
+        }
+    }
+
+    /// Whether batches go out compressed by us ([`raw_grpc`]): logs, until the
+    /// collector refuses zstd.
+    fn precompresses(&self) -> bool {
+        self.kind == Kind::Logs && !self.zstd_refused.load(Ordering::Relaxed)
+    }
+
+    /// Sends a log batch framed by [`raw_grpc::zstd_frame`].
+    async fn export_zstd(&self, frame: Bytes) -> Result<(i64, String), Status> {
+        let reply = raw_grpc::unary(&self.channel, LOGS_PATH, frame).await?;
+        let r = ExportLogsServiceResponse::decode(reply)
+            .map_err(|e| Status::internal(format!("undecodable reply: {e}")))?;
+        Ok(r.partial_success.map_or((0, String::new()), |p| {
+            (p.rejected_log_records, p.error_message)
+        }))
+    }
+
+    /// How many requests this queue keeps in flight.
+    pub fn max_in_flight(&self) -> usize {
+        match self.kind {
+            Kind::Metrics => 1,
+            Kind::Logs => LOGS_IN_FLIGHT,
+        }
+    }
+
     /// Sends one encoded request; returns the records the collector refused
     /// (partial success) and its message.
-    pub async fn export(&mut self, payload: Vec<u8>) -> Result<(i64, String), Status> {
+    pub async fn export(&self, payload: Vec<u8>) -> Result<(i64, String), Status> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-            .send_compressed(self.encoding)
+            .send_compressed(self.encoding())
             .accept_compressed(CompressionEncoding::Gzip);
         grpc.ready()
             .await
@@ -99,9 +143,7 @@ impl Client {
                     }))
             }
             Kind::Logs => {
-                let path = PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                );
+                let path = PathAndQuery::from_static(LOGS_PATH);
                 let r = grpc
                     .unary(
                         request,
@@ -119,13 +161,15 @@ impl Client {
     }
 
     /// A server that cannot decompress zstd says so with Unimplemented; gzip it is then.
-    fn fall_back_from(&mut self, status: &Status) -> bool {
-        if self.encoding == CompressionEncoding::Zstd
+    fn fall_back_from(&self, status: &Status) -> bool {
+        if self.kind == Kind::Logs
             && status.code() == Code::Unimplemented
             && status.message().contains("zstd")
         {
-            warn!("the collector does not accept zstd; sending logs gzip-compressed");
-            self.encoding = CompressionEncoding::Gzip;
+            // Concurrent requests may all be refused; say it once.
+            if !self.zstd_refused.swap(true, Ordering::Relaxed) {
+                warn!("the collector does not accept zstd; sending logs gzip-compressed");
+            }
             return true;
         }
         false
@@ -196,18 +240,15 @@ pub fn is_retryable(code: Code) -> bool {
 
 /// Exponential backoff with "equal jitter": each wait is between half and all of
 /// the current step, so agents that lost the collector together do not return together.
+/// One per batch being sent: a new batch starts from the initial step.
 #[derive(Debug)]
 pub struct Backoff {
-    initial: Duration,
     step: Duration,
 }
 
 impl Backoff {
     pub fn new(initial: Duration) -> Backoff {
-        Backoff {
-            initial,
-            step: initial,
-        }
+        Backoff { step: initial }
     }
 
     pub fn next_wait(&mut self) -> Duration {
@@ -216,63 +257,104 @@ impl Backoff {
         self.step = (self.step * 2).min(MAX_BACKOFF);
         half + jitter
     }
-
-    pub fn reset(&mut self) {
-        self.step = self.initial;
-    }
 }
 
-/// Sends forever. `wake` is notified whenever a batch is added to the buffer.
+/// Failures are logged once per outage (then at debug), and the recovery once;
+/// shared by the requests in flight.
+type FailingSince = Arc<Mutex<Option<Instant>>>;
+
+/// Sends forever, keeping up to [`Client::max_in_flight`] batches in flight.
+/// `wake` is notified whenever a batch is added to the buffer.
 pub async fn run(
-    mut client: Client,
+    client: Client,
     buffer: Arc<Mutex<Buffer>>,
     wake: Arc<Notify>,
     stats: ExportStats,
     initial_backoff: Duration,
 ) {
-    let mut backoff = Backoff::new(initial_backoff);
-    // Failures are logged once per outage (then at debug), and the recovery once.
-    let mut failing_since: Option<Instant> = None;
+    let max = client.max_in_flight();
+    let failing: FailingSince = Arc::default();
+    let mut sending = JoinSet::new();
     loop {
-        let Some(pending) = with_buffer(&buffer, |b| b.next()).await else {
+        while sending.len() < max {
+            let Some(pending) = with_buffer(&buffer, |b| b.next()).await else {
+                break;
+            };
+            sending.spawn(send_until_done(
+                client.clone(),
+                buffer.clone(),
+                stats.clone(),
+                pending,
+                Backoff::new(initial_backoff),
+                failing.clone(),
+            ));
+        }
+        if sending.is_empty() {
             wake.notified().await;
             continue;
-        };
-        send_until_done(
-            &mut client,
-            &buffer,
-            &stats,
-            pending,
-            &mut backoff,
-            &mut failing_since,
-        )
-        .await;
+        }
+        let room = sending.len() < max;
+        tokio::select! {
+            done = sending.join_next() => {
+                if let Some(Err(e)) = done {
+                    // Its batch stays on disk and is sent after a restart.
+                    error!(error = %e, "an export request task failed");
+                }
+            }
+            () = wake.notified(), if room => {}
+        }
     }
 }
 
 async fn send_until_done(
-    client: &mut Client,
-    buffer: &Arc<Mutex<Buffer>>,
-    stats: &ExportStats,
+    client: Client,
+    buffer: Arc<Mutex<Buffer>>,
+    stats: ExportStats,
     pending: Pending,
-    backoff: &mut Backoff,
-    failing_since: &mut Option<Instant>,
+    mut backoff: Backoff,
+    failing: FailingSince,
 ) {
-    let seq = pending.seq;
+    let Pending {
+        seq,
+        points,
+        mut payload,
+    } = pending;
+    // Compressed once, on first use; retries resend the same bytes.
+    let mut frame: Option<Bytes> = None;
     let what = match client.kind {
         Kind::Metrics => "metrics",
         Kind::Logs => "logs",
     };
+    let failing_since = || failing.lock().unwrap_or_else(|p| p.into_inner());
     loop {
+        if frame.is_none() && client.precompresses() {
+            let (back, framed) = tokio::task::spawn_blocking(move || {
+                let f = raw_grpc::zstd_frame(&payload);
+                (payload, f)
+            })
+            .await
+            .expect("compression task panicked");
+            payload = back;
+            match framed {
+                Ok(f) => frame = Some(f),
+                // Not expected; tonic's own compression still works.
+                Err(e) => warn!(
+                    what,
+                    "zstd-compressing a batch: {e}; letting tonic compress it"
+                ),
+            }
+        }
         let started = Instant::now();
-        let result = client.export(pending.payload.clone()).await;
+        let result = match frame.clone().filter(|_| client.precompresses()) {
+            Some(f) => client.export_zstd(f).await,
+            None => client.export(payload.clone()).await,
+        };
         stats.request_took(started.elapsed().as_secs_f64());
         match result {
             Ok((rejected, message)) => {
-                if let Some(since) = failing_since.take() {
+                if let Some(since) = failing_since().take() {
                     info!(after = ?since.elapsed(), what, "collector reachable again; sending buffered batches");
                 }
-                backoff.reset();
                 if rejected > 0 {
                     let n = rejected as u64;
                     stats.dropped(DropReason::PartiallyRejected, 0, n);
@@ -281,15 +363,20 @@ async fn send_until_done(
                         what, "collector refused part of a batch: {message}"
                     );
                 }
-                with_buffer(buffer, move |b| b.ack(seq)).await;
+                with_buffer(&buffer, move |b| b.ack(seq)).await;
                 return;
             }
             Err(status) if client.fall_back_from(&status) => {}
             Err(status) if is_retryable(status.code()) => {
                 stats.failed_request(status.code());
                 let wait = backoff.next_wait();
-                if failing_since.is_none() {
-                    *failing_since = Some(Instant::now());
+                let first = {
+                    let mut f = failing_since();
+                    let first = f.is_none();
+                    f.get_or_insert_with(Instant::now);
+                    first
+                };
+                if first {
                     warn!(code = ?status.code(), what, "export to the collector failed, keeping batches on disk and retrying: {}", status.message());
                 } else {
                     debug!(code = ?status.code(), ?wait, what, "export retry failed: {}", status.message());
@@ -300,12 +387,12 @@ async fn send_until_done(
                 stats.failed_request(status.code());
                 error!(
                     code = ?status.code(),
-                    count = pending.points,
+                    count = points,
                     what,
                     "collector refused a batch for good; dropped: {}",
                     status.message()
                 );
-                with_buffer(buffer, move |b| b.reject(seq, DropReason::Rejected)).await;
+                with_buffer(&buffer, move |b| b.reject(seq, DropReason::Rejected)).await;
                 return;
             }
         }
@@ -333,7 +420,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
         let mut b = Backoff::new(Duration::from_millis(200));
         let w = b.next_wait();
         assert!(
@@ -349,8 +436,6 @@ mod tests {
             assert!(b.next_wait() <= MAX_BACKOFF);
         }
         assert!(b.next_wait() >= MAX_BACKOFF / 2);
-        b.reset();
-        assert!(b.next_wait() <= Duration::from_millis(200));
     }
 
     #[test]

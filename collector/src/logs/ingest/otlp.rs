@@ -55,23 +55,33 @@ pub fn map_request(
                 Some((name, any_to_text(kv.value.as_ref())))
             })
             .collect();
+        // The streams this resource's records went to, by `log.iostream` value
+        // (usually two): labels are built and hashed once per stream, not per record.
+        let mut seen: Vec<(Option<String>, usize)> = Vec::new();
         for (j, sl) in rl.scope_logs.into_iter().enumerate() {
             for (k, record) in sl.log_records.into_iter().enumerate() {
                 let (stream, entry) = map_record(record, now_ns).map_err(|e| {
                     format!("resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]: {e}")
                 })?;
-                let mut pairs = resource.clone();
-                if let Some(s) = stream {
-                    pairs.push(("stream".into(), s));
-                }
-                let labels = Labels::new(pairs);
-                let at = *index.entry(labels.clone()).or_insert_with(|| {
-                    out.push(StreamEntries {
-                        labels,
-                        entries: Vec::new(),
-                    });
-                    out.len() - 1
-                });
+                let at = match seen.iter().find(|(s, _)| *s == stream) {
+                    Some((_, at)) => *at,
+                    None => {
+                        let mut pairs = resource.clone();
+                        if let Some(s) = stream.clone() {
+                            pairs.push(("stream".into(), s));
+                        }
+                        let labels = Labels::new(pairs);
+                        let at = *index.entry(labels.clone()).or_insert_with(|| {
+                            out.push(StreamEntries {
+                                labels,
+                                entries: Vec::new(),
+                            });
+                            out.len() - 1
+                        });
+                        seen.push((stream, at));
+                        at
+                    }
+                };
                 out[at].entries.push(entry);
             }
         }
@@ -92,11 +102,18 @@ fn map_record(r: LogRecord, now_ns: i64) -> Result<(Option<String>, LogEntry), S
             .map_err(|_| format!("timestamp {t} ns is out of range (after year 2262)"))?,
     };
     let mut stream = None;
-    let mut metadata: Vec<(String, String)> = Vec::with_capacity(r.attributes.len() + 3);
-    for KeyValue { key, value } in &r.attributes {
+    // Grown only when needed: most records carry no metadata at all.
+    let mut metadata: Vec<(String, String)> = Vec::new();
+    for KeyValue { key, value } in r.attributes {
         if key == "log.iostream" {
-            stream = Some(any_to_text(value.as_ref()));
-        } else if let Some(name) = sanitize_name(key) {
+            // Moved out, not copied: this runs for every line.
+            stream = Some(match value {
+                Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(s)),
+                }) => s,
+                other => any_to_text(other.as_ref()),
+            });
+        } else if let Some(name) = sanitize_name(&key) {
             metadata.push((name, any_to_text(value.as_ref())));
         }
     }
@@ -113,15 +130,13 @@ fn map_record(r: LogRecord, now_ns: i64) -> Result<(Option<String>, LogEntry), S
     metadata.sort();
     // A later duplicate name (two attributes sanitized alike) would be ambiguous; keep the first.
     metadata.dedup_by(|later, earlier| later.0 == earlier.0);
-    let line = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
-        None => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(_) => r
-            .body
-            .as_ref()
-            .map(any_to_json)
-            .unwrap_or(Json::Null)
-            .to_string(),
+    // The record is ours: a string body moves into the entry, uncopied.
+    let line = match r.body {
+        None | Some(AnyValue { value: None }) => String::new(),
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(s)),
+        }) => s,
+        Some(other) => any_to_json(&other).to_string(),
     };
     Ok((
         stream,

@@ -52,6 +52,8 @@ pub struct Tuning {
     /// and WAL segments are short-lived.
     pub wal_zstd: bool,
     /// zstd level for chunks (the WAL uses level 1: it is on the ack path).
+    /// 1 by default: level 3 took about a quarter of the collector's CPU in
+    /// the end-to-end log bench on this 2-core VM, for ~10% smaller chunks.
     pub chunk_zstd_level: i32,
 }
 
@@ -65,7 +67,7 @@ impl Default for Tuning {
             max_head_bytes: 256 << 20,
             maintenance_interval: Some(Duration::from_secs(5)),
             wal_zstd: false,
-            chunk_zstd_level: 3,
+            chunk_zstd_level: 1,
         }
     }
 }
