@@ -79,13 +79,7 @@ async fn remote_write_handler(
         }
         Err(e) => {
             ing.count_refusal(PROTOCOL_RW, &e);
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("{}\n", e.message),
-            )
-                .into_response()
+            e.plain_text_response()
         }
     }
 }

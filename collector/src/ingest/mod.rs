@@ -51,6 +51,21 @@ impl IngestError {
         }
     }
 
+    /// The answer for push protocols whose clients expect plain text (remote_write, Loki).
+    pub fn plain_text_response(&self) -> axum::response::Response {
+        use axum::{
+            http::{StatusCode, header},
+            response::IntoResponse,
+        };
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.message),
+        )
+            .into_response()
+    }
+
     pub fn with_samples(mut self, n: usize) -> IngestError {
         self.samples = n;
         self

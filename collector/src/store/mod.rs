@@ -5,6 +5,7 @@
 //! `memory` is a plain in-memory one for the PromQL test-script runner and
 //! unit tests.
 
+pub(crate) mod dir_lock;
 pub mod memory;
 pub mod tsdb;
 

@@ -47,13 +47,7 @@ async fn loki_push(State(ing): State<LogIngester>, headers: HeaderMap, body: Bod
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
             ing.count_refusal(PROTOCOL_LOKI, &e);
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("{}\n", e.message),
-            )
-                .into_response()
+            e.plain_text_response()
         }
     }
 }

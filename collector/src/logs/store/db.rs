@@ -72,31 +72,6 @@ fn dur_ns(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Takes an exclusive advisory lock so two processes never share a store.
-fn lock_dir(dir: &Path) -> io::Result<fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join("lock");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
-            e.kind(),
-            format!(
-                "log directory {} is in use by another process (cannot lock {}): {e}",
-                dir.display(),
-                path.display()
-            ),
-        ));
-    }
-    Ok(f)
-}
-
 /// What recovery found, for the startup log line.
 #[derive(Default)]
 struct Recovery {
@@ -122,7 +97,7 @@ impl Inner {
         let wal_dir = dir.join("wal");
         fs::create_dir_all(&chunks_dir)?;
         fs::create_dir_all(&wal_dir)?;
-        let dir_lock = lock_dir(dir)?;
+        let dir_lock = crate::store::dir_lock::lock_dir(dir, "log directory")?;
         let mut ix = Index::default();
         let mut rec = Recovery::default();
 

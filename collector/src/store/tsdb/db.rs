@@ -63,31 +63,6 @@ impl Drop for Inflight<'_> {
     }
 }
 
-/// Takes an exclusive advisory lock so two processes never share a store.
-fn lock_dir(dir: &Path) -> io::Result<fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join("lock");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
-            e.kind(),
-            format!(
-                "data directory {} is in use by another process (cannot lock {}): {e}",
-                dir.display(),
-                path.display()
-            ),
-        ));
-    }
-    Ok(f)
-}
-
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -118,7 +93,7 @@ impl Inner {
         let wal_dir = dir.join("wal");
         fs::create_dir_all(&blocks_dir)?;
         fs::create_dir_all(&wal_dir)?;
-        let dir_lock = lock_dir(dir)?;
+        let dir_lock = crate::store::dir_lock::lock_dir(dir, "data directory")?;
 
         // Blocks. A merge that crashed after renaming its output but before
         // deleting its inputs leaves both: the inputs are named in the output.
