@@ -1,10 +1,15 @@
-//! Durability of the embedded store across crashes: a child process appends
-//! and reports acknowledged batches until it is SIGKILLed; everything it
-//! acknowledged must be there after reopening. Also: torn WAL tails.
+//! Durability of the embedded stores across crashes: a child process appends
+//! and reports acknowledged batches until it is SIGKILLed (metrics) or aborts
+//! (logs, `durability/log_store.rs`); everything it acknowledged must be there
+//! after reopening. Also: torn WAL tails.
 //!
 //! Runs without libtest's harness (`harness = false` in Cargo.toml) so that
 //! the same executable can be the crashing child: `main` becomes the writer
-//! when `SONDE_TSDB_CRASH_CHILD_DIR` is set, and runs the tests otherwise.
+//! when `SONDE_TSDB_CRASH_CHILD_DIR` (or the log store's variable) is set, and
+//! runs the tests otherwise.
+
+#[path = "durability/log_store.rs"]
+mod log_store;
 
 use std::{
     collections::BTreeMap,
@@ -56,7 +61,10 @@ fn main() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
         return crash_child(PathBuf::from(dir));
     }
-    let tests: [(&str, fn()); 3] = [
+    if let Some(dir) = std::env::var_os(log_store::CHILD_ENV) {
+        return log_store::crash_child(PathBuf::from(dir));
+    }
+    let tests: [(&str, fn()); 4] = [
         ("acked_writes_survive_sigkill", acked_writes_survive_sigkill),
         (
             "torn_wal_tail_is_truncated_and_earlier_writes_survive",
@@ -65,6 +73,10 @@ fn main() {
         (
             "corruption_in_the_middle_of_the_wal_is_an_error_naming_the_segment",
             corruption_in_the_middle_of_the_wal_is_an_error_naming_the_segment,
+        ),
+        (
+            "log_store::acknowledged_lines_survive_an_abort",
+            log_store::acknowledged_lines_survive_an_abort,
         ),
     ];
     // A panicking test fails the run (non-zero exit) after its message is printed.
