@@ -58,10 +58,10 @@ impl Tap {
     }
 
     fn source(&mut self, cgroup_id: u64) -> Arc<Source> {
-        if let Some((src, at)) = self.sources.get(&cgroup_id) {
-            if at.elapsed() < RELABEL_AFTER {
-                return src.clone();
-            }
+        if let Some((src, at)) = self.sources.get(&cgroup_id)
+            && at.elapsed() < RELABEL_AFTER
+        {
+            return src.clone();
         }
         let w = self.input.workloads.lock().unwrap_or_else(|p| p.into_inner()).workload(cgroup_id);
         let labels = PodContainer {
