@@ -98,10 +98,7 @@ pub fn reader_loop(
         };
         let mut n = tailer.poll(&mut sink, MAX_BATCH, &mut may_read);
         if let Some(tap) = tap.as_mut().filter(|_| !blocked) {
-            let redactor = sink.redactor;
-            n += tap.drain(&mut sink.batch, MAX_BATCH, &|line| {
-                redactor.apply(line).into_owned()
-            });
+            n += tap.drain(&mut sink.batch, MAX_BATCH, sink.redactor);
         }
         let due = sink
             .batch

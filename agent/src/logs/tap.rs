@@ -16,6 +16,7 @@ use super::{
     Stream,
     batch::{BatchBuilder, Source},
     path::PodContainer,
+    redact::Redactor,
 };
 use crate::{enrich::workloads::Workloads, probes::stdio::Line};
 
@@ -44,14 +45,14 @@ impl Tap {
     }
 
     /// Moves waiting lines into `batch` until it holds `max_bytes`; returns how many.
-    pub fn drain(&mut self, batch: &mut BatchBuilder, max_bytes: usize, redact: &dyn Fn(&str) -> String) -> usize {
+    pub fn drain(&mut self, batch: &mut BatchBuilder, max_bytes: usize, redactor: &Redactor) -> usize {
         let mut n = 0;
         while batch.bytes() < max_bytes {
             let Ok(line) = self.input.lines.try_recv() else { break };
             let src = self.source(line.cgroup_id);
             let stream = if line.fd == 2 { Stream::Stderr } else { Stream::Stdout };
             let ts = line.unix_ns.max(0) as u64;
-            batch.add(&src, ts, ts, stream, &redact(&line.text));
+            batch.add(&src, ts, ts, stream, &redactor.apply(&line.text));
             n += 1;
         }
         n

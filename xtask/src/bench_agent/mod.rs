@@ -27,7 +27,7 @@ mod kubepods;
 mod probes;
 mod prom;
 pub(crate) mod report;
-mod scrape;
+pub(crate) mod scrape;
 pub(crate) mod stats;
 
 use std::{path::PathBuf, process::Command, time::Duration};

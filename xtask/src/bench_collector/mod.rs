@@ -14,7 +14,7 @@
 
 mod data;
 mod ingest;
-mod peers;
+pub(crate) mod peers;
 mod queries;
 mod report;
 

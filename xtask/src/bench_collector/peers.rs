@@ -280,6 +280,15 @@ pub fn disk_usage(dir: &Path, skip: &[&str]) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
+/// Allocated bytes under `path` (a file or a directory tree), each inode once;
+/// 0 when it does not exist.
+pub fn allocated_bytes(path: &Path) -> Result<u64> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    walk(path, &mut HashSet::new())
+}
+
 fn walk(path: &Path, seen: &mut HashSet<(u64, u64)>) -> Result<u64> {
     let meta = fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
     let mut bytes = 0;

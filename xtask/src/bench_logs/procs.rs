@@ -1,5 +1,5 @@
-//! What the bench reads about the two programs: CPU seconds and peak RSS from /proc, and
-//! counters from their `/metrics`. (bench_agent has the same /proc reads, private to it.)
+//! What the bench reads about the two programs: CPU seconds (the agent bench's
+//! reader) and peak RSS from /proc, and counters from their `/metrics`.
 
 use std::fs;
 
@@ -7,22 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::bench_agent::http;
 
-/// utime + stime of the whole process, from /proc/<pid>/stat.
-pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let after_comm = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("short /proc/<pid>/stat")?
-            .parse::<f64>()?)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11)? + ticks(12)?) / hz)
-}
+pub use crate::bench_agent::scrape::cpu_seconds;
 
 /// VmHWM (peak resident set) in bytes.
 pub fn peak_rss(pid: u32) -> Result<u64> {

@@ -2,9 +2,7 @@
 //! directory, wait until the collector holds every line, measure, count, stop.
 
 use std::{
-    collections::HashSet,
     fs,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -243,7 +241,7 @@ pub fn once(dir: &TempDir, corpus: &Corpus, r: usize) -> Result<Measured> {
     // SAFETY: kill(2) on our own child, not yet reaped.
     unsafe { libc::kill(collector.pid() as libc::pid_t, libc::SIGTERM) };
     collector.finish(Duration::from_secs(300))?;
-    m.disk_bytes = du(&data.join("logs"))?;
+    m.disk_bytes = crate::bench_collector::peers::allocated_bytes(&data.join("logs"))?;
     drop(moved);
     let _ = fs::remove_dir_all(&run);
     Ok(m)
@@ -322,24 +320,3 @@ fn count_stored(port: u16, corpus: &Corpus) -> Result<u64> {
     Ok(counted as u64)
 }
 
-/// Allocated bytes under `dir`, each inode once (0 if it does not exist).
-fn du(dir: &Path) -> Result<u64> {
-    fn walk(p: &Path, seen: &mut HashSet<(u64, u64)>) -> Result<u64> {
-        let meta = fs::symlink_metadata(p).with_context(|| format!("stat {}", p.display()))?;
-        let mut bytes = if seen.insert((meta.dev(), meta.ino())) {
-            meta.blocks() * 512
-        } else {
-            0
-        };
-        if meta.is_dir() {
-            for e in fs::read_dir(p)? {
-                bytes += walk(&e?.path(), seen)?;
-            }
-        }
-        Ok(bytes)
-    }
-    if !dir.exists() {
-        return Ok(0);
-    }
-    walk(dir, &mut HashSet::new())
-}

@@ -150,7 +150,6 @@ async fn read_events(events: RingBuf<MapData>, out: mpsc::Sender<Line>, stats: T
             return;
         }
     };
-    let boot_offset = realtime_minus_monotonic_ns();
     let mut joiner = lines::Joiner::default();
     let mut send = |line: Line| {
         stats.lines.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +164,8 @@ async fn read_events(events: RingBuf<MapData>, out: mpsc::Sender<Line>, stats: T
             Ok(Ok(mut ready)) => {
                 let ring = ready.get_inner_mut();
                 let now = Instant::now();
+                // Read per wakeup, not once: the wall clock may be stepped (NTP) while we run.
+                let boot_offset = realtime_minus_monotonic_ns();
                 while let Some(item) = ring.next() {
                     if item.len() < size_of::<StdioEvent>() {
                         continue;
