@@ -11,6 +11,8 @@ use crate::{container_stats::walk, enrich::containers};
 /// Cgroup ids (directory inode numbers) of the container cgroups to tap.
 pub fn find(cgroup_v2_root: &Path, log_dir: &Path) -> BTreeSet<u64> {
     let logged = pods_with_logs(log_dir);
+    // The walk also decides which hierarchy serves each metric (its `Layout`),
+    // which the tap ignores: no v1 roots to look at.
     let v1 = walk::V1Roots::new(Path::new("/nonexistent"));
     let unrecognized = AtomicU64::new(0);
     let mut out = BTreeSet::new();
