@@ -32,11 +32,12 @@ static DISK_START: HashMap<u64, DiskStart> = HashMap::with_max_entries(16384, 0)
 static BIO_CGROUP: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
 
 #[map]
-static CGROUP_IO: PerCpuHashMap<CgroupIoKey, CgroupIo> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
-
+static CGROUP_IO: PerCpuHashMap<CgroupIoKey, CgroupIo> =
+    PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 #[map]
-static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> =
+    PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const REQ_OP_MASK: u32 = 0xff;
 const MINORBITS: u32 = 20;
@@ -48,7 +49,10 @@ fn disk_key(rq: *const u8) -> DiskKey {
     let major: i32 = kernel::load(disk, offset!(gendisk_major));
     let minor: i32 = kernel::load(disk, offset!(gendisk_first_minor));
     let flags: u32 = kernel::load(rq, offset!(request_cmd_flags));
-    DiskKey { dev: ((major as u32) << MINORBITS) | minor as u32, op: flags & REQ_OP_MASK }
+    DiskKey {
+        dev: ((major as u32) << MINORBITS) | minor as u32,
+        op: flags & REQ_OP_MASK,
+    }
 }
 
 /// block_bio_queue(struct bio *bio): runs in the submitter's context.
@@ -71,7 +75,11 @@ pub fn block_rq_issue(ctx: BtfTracePointContext) -> i32 {
         None => kernel::ROOT_CGROUP_ID, // submitter unknown: the host's
     };
     let _ = BIO_CGROUP.remove(&bio_key);
-    let start = DiskStart { ts_ns: unsafe { bpf_ktime_get_ns() }, key: disk_key(rq), cgroup_id };
+    let start = DiskStart {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        key: disk_key(rq),
+        cgroup_id,
+    };
     if DISK_START.insert(&(rq as u64), &start, 0).is_err() {
         kernel::lose(Loss::DiskStartMapFull);
     }
@@ -87,15 +95,33 @@ pub fn block_rq_complete(ctx: BtfTracePointContext) -> i32 {
     let rq: *const u8 = ctx.arg(0);
     let nr_bytes: u32 = ctx.arg(2);
     let key = rq as u64;
-    let Some(start) = (unsafe { DISK_START.get(&key) }).copied() else { return 0 };
+    let Some(start) = (unsafe { DISK_START.get(&key) }).copied() else {
+        return 0;
+    };
     let remaining: u32 = kernel::load(rq, offset!(request_data_len));
     let done = nr_bytes >= remaining;
-    let Some(s) = hist::entry(&DISK_STATS, &start.key, &DiskStats::ZERO, Loss::DiskStatsMapFull) else {
+    let Some(s) = hist::entry(
+        &DISK_STATS,
+        &start.key,
+        &DiskStats::ZERO,
+        Loss::DiskStatsMapFull,
+    ) else {
         return 0;
     };
     unsafe { (*s).bytes += nr_bytes as u64 };
-    let io_key = CgroupIoKey { cgroup_id: start.cgroup_id, disk: start.key };
-    let io = hist::entry(&CGROUP_IO, &io_key, &CgroupIo { requests: 0, bytes: 0 }, Loss::CgroupIoMapFull);
+    let io_key = CgroupIoKey {
+        cgroup_id: start.cgroup_id,
+        disk: start.key,
+    };
+    let io = hist::entry(
+        &CGROUP_IO,
+        &io_key,
+        &CgroupIo {
+            requests: 0,
+            bytes: 0,
+        },
+        Loss::CgroupIoMapFull,
+    );
     if let Some(io) = io {
         unsafe {
             (*io).bytes += nr_bytes as u64;
@@ -108,7 +134,10 @@ pub fn block_rq_complete(ctx: BtfTracePointContext) -> i32 {
         let _ = DISK_START.remove(&key);
         unsafe { (*s).requests += 1 };
         let now = unsafe { bpf_ktime_get_ns() };
-        hist::observe(unsafe { &raw mut (*s).latency }, now.saturating_sub(start.ts_ns));
+        hist::observe(
+            unsafe { &raw mut (*s).latency },
+            now.saturating_sub(start.ts_ns),
+        );
     }
     0
 }

@@ -31,7 +31,8 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
         cgroup_id,
         pid: kernel::task_pid(task),
         tgid: kernel::load(task, offset!(task_tgid)),
-        comm: kernel::read::<[u8; TASK_COMM_LEN]>(task, offset!(task_comm)).unwrap_or([0; TASK_COMM_LEN]),
+        comm: kernel::read::<[u8; TASK_COMM_LEN]>(task, offset!(task_comm))
+            .unwrap_or([0; TASK_COMM_LEN]),
     };
     slot.write(event);
     slot.submit(0);

@@ -19,7 +19,8 @@ static RUNQ_START: TaskStorage<u64> = TaskStorage::new();
 /// cgroup id -> latency histogram. The agent sets the size (`max_cgroups`); entries
 /// are allocated on first use, so the bound costs nothing until cgroups exist.
 #[map]
-static RUNQ_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+static RUNQ_HIST: PerCpuHashMap<u64, Hist> =
+    PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const TASK_RUNNING: u32 = 0;
 
@@ -57,7 +58,9 @@ pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     if prev_state == TASK_RUNNING {
         enqueue(prev);
     }
-    let Some(slot) = RUNQ_START.get(next) else { return 0 };
+    let Some(slot) = RUNQ_START.get(next) else {
+        return 0;
+    };
     let start = unsafe { *slot };
     if start == 0 {
         return 0; // not queued since it last ran (or woken before the agent started)

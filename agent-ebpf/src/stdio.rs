@@ -6,7 +6,10 @@
 //! write on the machine costs a compare and at most a hash lookup.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_buf, generated::bpf_get_current_cgroup_id},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_buf,
+        generated::bpf_get_current_cgroup_id,
+    },
     macros::{map, tracepoint},
     maps::{HashMap, RingBuf},
     programs::TracePointContext,
@@ -34,7 +37,9 @@ const COUNT_AT: usize = 32;
 
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub fn sys_enter_write(ctx: TracePointContext) -> i32 {
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(FD_AT) }) else { return 0 };
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(FD_AT) }) else {
+        return 0;
+    };
     if fd != 1 && fd != 2 {
         return 0;
     }
@@ -46,7 +51,9 @@ pub fn sys_enter_write(ctx: TracePointContext) -> i32 {
     if tgid == unsafe { core::ptr::read_volatile(&raw const STDIO_SKIP_TGID) } {
         return 0;
     }
-    let (Ok(buf), Ok(count)) = (unsafe { ctx.read_at::<u64>(BUF_AT) }, unsafe { ctx.read_at::<u64>(COUNT_AT) }) else {
+    let (Ok(buf), Ok(count)) = (unsafe { ctx.read_at::<u64>(BUF_AT) }, unsafe {
+        ctx.read_at::<u64>(COUNT_AT)
+    }) else {
         kernel::lose(Loss::StdioReadFailed);
         return 0;
     };

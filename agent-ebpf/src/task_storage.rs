@@ -9,7 +9,9 @@
 use core::{ffi::c_void, ptr};
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    bindings::{
+        BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE,
+    },
     helpers::generated::bpf_task_storage_get,
 };
 
@@ -52,7 +54,8 @@ impl<T> TaskStorage<T> {
     #[inline(always)]
     fn storage(&self, task: *const u8, flags: u64) -> Option<*mut T> {
         let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
-        let v = unsafe { bpf_task_storage_get(map, task.cast_mut().cast(), ptr::null_mut(), flags) };
+        let v =
+            unsafe { bpf_task_storage_get(map, task.cast_mut().cast(), ptr::null_mut(), flags) };
         (!v.is_null()).then_some(v.cast::<T>())
     }
 }

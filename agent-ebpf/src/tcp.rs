@@ -23,7 +23,8 @@ static CONNECT_START: HashMap<u64, ConnectStart> = HashMap::with_max_entries(819
 
 /// cgroup id -> connect latency histogram (successful connects).
 #[map]
-static CONNECT_HIST: PerCpuHashMap<u64, Hist> = PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+static CONNECT_HIST: PerCpuHashMap<u64, Hist> =
+    PerCpuHashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const IPPROTO_TCP: u16 = 6;
 const TCP_ESTABLISHED: i32 = 1;
@@ -42,7 +43,11 @@ pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
     // A reset sent with no socket (say, to a closed port) is the host's.
-    let cgroup = if sk.is_null() { kernel::ROOT_CGROUP_ID } else { kernel::sock_cgroup_id(sk) };
+    let cgroup = if sk.is_null() {
+        kernel::ROOT_CGROUP_ID
+    } else {
+        kernel::sock_cgroup_id(sk)
+    };
     count(cgroup, |c| c.tcp_resets_sent += 1);
     0
 }
@@ -63,17 +68,27 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     if new == TCP_SYN_SENT {
         // connect(2) runs in the caller's context: remember whose connect this is.
-        let start = ConnectStart { ts_ns: now, cgroup_id: unsafe { bpf_get_current_cgroup_id() } };
+        let start = ConnectStart {
+            ts_ns: now,
+            cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        };
         if CONNECT_START.insert(&key, &start, 0).is_err() {
             kernel::lose(Loss::ConnectStartMapFull);
         }
         return 0;
     }
-    let Some(start) = (unsafe { CONNECT_START.get(&key) }).copied() else { return 0 };
+    let Some(start) = (unsafe { CONNECT_START.get(&key) }).copied() else {
+        return 0;
+    };
     let _ = CONNECT_START.remove(&key);
     if new == TCP_ESTABLISHED {
         count(start.cgroup_id, |c| c.tcp_connects += 1);
-        if let Some(h) = hist::entry(&CONNECT_HIST, &start.cgroup_id, &Hist::ZERO, Loss::ConnectHistMapFull) {
+        if let Some(h) = hist::entry(
+            &CONNECT_HIST,
+            &start.cgroup_id,
+            &Hist::ZERO,
+            Loss::ConnectHistMapFull,
+        ) {
             hist::observe(h, now.saturating_sub(start.ts_ns));
         }
     } else {

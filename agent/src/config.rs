@@ -547,7 +547,12 @@ fn resolve_logs(
             .unwrap_or_else(|| "/var/lib/sonde-agent/log-positions.json".into()),
         redact,
         flush_interval,
-        tap: flags.log_tap.as_deref().map(|v| v == "on").or(file.tap).unwrap_or(false),
+        tap: flags
+            .log_tap
+            .as_deref()
+            .map(|v| v == "on")
+            .or(file.tap)
+            .unwrap_or(false),
     }))
 }
 

@@ -167,12 +167,28 @@ fn start_tap(
     let (tx, rx) = tokio::sync::mpsc::channel(16_384);
     let stats = probes::stdio::TapStats::default();
     registry.register_collector(Box::new(stats.clone()));
-    let root = workloads.lock().unwrap_or_else(|p| p.into_inner()).cgroup_root().map(|p| p.to_path_buf());
+    let root = workloads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .cgroup_root()
+        .map(|p| p.to_path_buf());
     match root {
-        Some(root) => probes::stdio::spawn(tap, root, logs_cfg.log_dir.clone(), Duration::from_secs(2), tx, stats),
-        None => warn!("the stdout/stderr tap has no cgroup v2 tree to find containers in; it reads nothing"),
+        Some(root) => probes::stdio::spawn(
+            tap,
+            root,
+            logs_cfg.log_dir.clone(),
+            Duration::from_secs(2),
+            tx,
+            stats,
+        ),
+        None => warn!(
+            "the stdout/stderr tap has no cgroup v2 tree to find containers in; it reads nothing"
+        ),
     }
-    logs::tap::TapInput { lines: rx, workloads: workloads.clone() }
+    logs::tap::TapInput {
+        lines: rx,
+        workloads: workloads.clone(),
+    }
 }
 
 /// Loads the probes and starts their reader; never fails the agent. Also hands
@@ -180,7 +196,10 @@ fn start_tap(
 fn start_probes(
     cfg: &Config,
     workloads: Arc<Mutex<enrich::workloads::Workloads>>,
-) -> (probes::metrics::ProbeMetrics, Option<probes::stdio::StdioTap>) {
+) -> (
+    probes::metrics::ProbeMetrics,
+    Option<probes::stdio::StdioTap>,
+) {
     let (loaded, status) = probes::load::load(cfg);
     for s in status
         .iter()

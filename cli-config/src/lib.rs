@@ -13,7 +13,11 @@ pub fn parse_flags<F: clap::Parser>(program: &str) -> Result<F, ExitCode> {
         Ok(f) => Ok(f),
         Err(e) if e.use_stderr() => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             eprintln!("{program}: {first} (see --help)");
             Err(ExitCode::from(2))
         }
@@ -30,7 +34,9 @@ pub fn parse_flags<F: clap::Parser>(program: &str) -> Result<F, ExitCode> {
 pub fn parse_bytes(s: &str, example: &str) -> Result<u64, String> {
     let hint = format!("write e.g. {example}, 500MB or 1048576");
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,

@@ -27,19 +27,30 @@ pub struct Hist {
 }
 
 impl Hist {
-    pub const ZERO: Hist = Hist { buckets: [0; HIST_BUCKETS], sum_ns: 0 };
+    pub const ZERO: Hist = Hist {
+        buckets: [0; HIST_BUCKETS],
+        sum_ns: 0,
+    };
 }
 
 /// Bucket index for a value in nanoseconds: its bit length, clamped.
 #[inline(always)]
 pub fn bucket_of(ns: u64) -> usize {
     let bits = (64 - ns.leading_zeros()) as usize;
-    if bits < HIST_BUCKETS { bits } else { HIST_BUCKETS - 1 }
+    if bits < HIST_BUCKETS {
+        bits
+    } else {
+        HIST_BUCKETS - 1
+    }
 }
 
 /// Upper bound (exclusive) of bucket `i` in nanoseconds; `None` for the last, open bucket.
 pub fn bucket_upper_ns(i: usize) -> Option<u64> {
-    if i + 1 < HIST_BUCKETS { Some(1u64 << i) } else { None }
+    if i + 1 < HIST_BUCKETS {
+        Some(1u64 << i)
+    } else {
+        None
+    }
 }
 
 /// Per-cgroup event counters (`CGROUP_COUNTERS`, per-CPU hash keyed by cgroup id).
@@ -75,7 +86,11 @@ pub struct DiskStats {
 }
 
 impl DiskStats {
-    pub const ZERO: DiskStats = DiskStats { latency: Hist::ZERO, requests: 0, bytes: 0 };
+    pub const ZERO: DiskStats = DiskStats {
+        latency: Hist::ZERO,
+        requests: 0,
+        bytes: 0,
+    };
 }
 
 /// What an in-flight block request remembers between issue and completion.

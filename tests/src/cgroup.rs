@@ -13,7 +13,14 @@ use std::{
 pub fn kubelet_ids(n: u32, fill: &str) -> (String, String) {
     let seed = format!("{:08x}{:04x}", std::process::id(), n);
     let id = format!("{seed}{}", fill.repeat(26));
-    let uid = format!("{}-{}-4{}-8{}-{}", &seed[..8], &seed[8..12], &seed[9..12], &seed[..3], "0123456789ab");
+    let uid = format!(
+        "{}-{}-4{}-8{}-{}",
+        &seed[..8],
+        &seed[8..12],
+        &seed[9..12],
+        &seed[..3],
+        "0123456789ab"
+    );
     (id, uid)
 }
 
@@ -27,7 +34,9 @@ pub fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String 
                 "cri-o" => format!("crio-{id}.scope"),
                 _ => format!("docker-{id}.scope"),
             };
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/{scope}")
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/{scope}"
+            )
         }
         _ => format!("/kubepods/besteffort/pod{uid}/{id}"),
     }
@@ -36,7 +45,11 @@ pub fn kubelet_path(driver: &str, runtime: &str, uid: &str, id: &str) -> String 
 /// The cgroup v2 mount: pure v2 at /sys/fs/cgroup or a hybrid host's unified tree.
 pub fn v2_root() -> PathBuf {
     let unified = Path::new("/sys/fs/cgroup/unified");
-    if unified.join("cgroup.procs").exists() { unified.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") }
+    if unified.join("cgroup.procs").exists() {
+        unified.to_path_buf()
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
 }
 
 pub struct TestCgroup {
@@ -54,8 +67,14 @@ impl TestCgroup {
         let leaf = format!("sonde-test-{name}-{}", std::process::id());
         let v2 = v2_root().join(&leaf);
         let _ = std::fs::remove_dir(&v2);
-        std::fs::create_dir(&v2).unwrap_or_else(|e| panic!("creating cgroup {}: {e}", v2.display()));
-        TestCgroup { rel: format!("/{leaf}"), v2, v1_memory: None, created_parents: Vec::new() }
+        std::fs::create_dir(&v2)
+            .unwrap_or_else(|e| panic!("creating cgroup {}: {e}", v2.display()));
+        TestCgroup {
+            rel: format!("/{leaf}"),
+            v2,
+            v1_memory: None,
+            created_parents: Vec::new(),
+        }
     }
 
     /// A cgroup at `rel` below the v2 root (e.g. a kubelet-style path), creating
@@ -65,11 +84,17 @@ impl TestCgroup {
         let mut created = Vec::new();
         for dir in v2.ancestors().collect::<Vec<_>>().into_iter().rev() {
             if !dir.exists() {
-                std::fs::create_dir(dir).unwrap_or_else(|e| panic!("creating cgroup {}: {e}", dir.display()));
+                std::fs::create_dir(dir)
+                    .unwrap_or_else(|e| panic!("creating cgroup {}: {e}", dir.display()));
                 created.push(dir.to_path_buf());
             }
         }
-        TestCgroup { rel: rel.to_string(), v2, v1_memory: None, created_parents: created }
+        TestCgroup {
+            rel: rel.to_string(),
+            v2,
+            v1_memory: None,
+            created_parents: created,
+        }
     }
 
     /// Also a v1 memory cgroup limited to `limit` bytes (hybrid hosts; real OOM kills).
@@ -106,7 +131,11 @@ impl TestCgroup {
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         let parents = self.created_parents.iter().rev().filter(|d| **d != self.v2);
-        let dirs: Vec<&PathBuf> = [Some(&self.v2), self.v1_memory.as_ref()].into_iter().flatten().chain(parents).collect();
+        let dirs: Vec<&PathBuf> = [Some(&self.v2), self.v1_memory.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(parents)
+            .collect();
         for dir in dirs {
             // Processes may take a moment to leave after exit.
             for _ in 0..50 {

@@ -53,7 +53,9 @@ impl RequestRecord {
     }
 
     pub fn is_watch(&self) -> bool {
-        self.query.get("watch").is_some_and(|w| w == "true" || w == "1")
+        self.query
+            .get("watch")
+            .is_some_and(|w| w == "true" || w == "1")
     }
 
     /// A list (not a watch) of pods, cluster-wide or in one namespace.
@@ -127,7 +129,10 @@ impl FakeApiServer {
     pub fn start() -> FakeApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fake API server");
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()), changed: Condvar::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
         let accept_shared = shared.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -139,8 +144,17 @@ impl FakeApiServer {
                 std::thread::spawn(move || serve(conn, &shared));
             }
         });
-        let dir = std::env::temp_dir().join(format!("sonde-fake-apiserver-{}-{}", std::process::id(), addr.port()));
-        FakeApiServer { url: format!("http://{addr}"), addr, shared, dir }
+        let dir = std::env::temp_dir().join(format!(
+            "sonde-fake-apiserver-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
+        FakeApiServer {
+            url: format!("http://{addr}"),
+            addr,
+            shared,
+            dir,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -165,7 +179,10 @@ impl FakeApiServer {
     pub fn add_pod(&self, mut pod: Value) {
         let key = pod_key(&pod);
         let mut st = self.shared.lock();
-        assert!(!st.pods.contains_key(&key), "pod {key:?} already exists; use modify_pod");
+        assert!(
+            !st.pods.contains_key(&key),
+            "pod {key:?} already exists; use modify_pod"
+        );
         st.record("ADDED", &mut pod);
         st.pods.insert(key, pod);
         self.shared.changed.notify_all();
@@ -183,7 +200,9 @@ impl FakeApiServer {
 
     /// Changes a pod in place: `which` is its uid, name, or `namespace/name`.
     pub fn update_pod(&self, which: &str, change: impl FnOnce(&mut Value)) {
-        let mut pod = self.pod(which).unwrap_or_else(|| panic!("no pod {which:?}"));
+        let mut pod = self
+            .pod(which)
+            .unwrap_or_else(|| panic!("no pod {which:?}"));
         change(&mut pod);
         self.modify_pod(pod);
     }
@@ -191,7 +210,9 @@ impl FakeApiServer {
     /// Deletes a pod (`which` is its uid, name, or `namespace/name`) and sends DELETED.
     pub fn delete_pod(&self, which: &str) {
         let mut st = self.shared.lock();
-        let key = st.find_pod(which).unwrap_or_else(|| panic!("no pod {which:?} to delete"));
+        let key = st
+            .find_pod(which)
+            .unwrap_or_else(|| panic!("no pod {which:?} to delete"));
         let mut pod = st.pods.remove(&key).unwrap();
         st.record("DELETED", &mut pod);
         self.shared.changed.notify_all();
@@ -274,7 +295,12 @@ impl FakeApiServer {
     }
 
     /// Waits until `pred` holds for the request log, or panics after `timeout` showing it.
-    pub fn wait_for_requests(&self, timeout: Duration, what: &str, pred: impl Fn(&[RequestRecord]) -> bool) {
+    pub fn wait_for_requests(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[RequestRecord]) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.requests();
@@ -282,7 +308,10 @@ impl FakeApiServer {
                 return;
             }
             if Instant::now() >= deadline {
-                panic!("waited {timeout:?} for {what}; requests:\n{}", format_log(&log));
+                panic!(
+                    "waited {timeout:?} for {what}; requests:\n{}",
+                    format_log(&log)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -291,7 +320,10 @@ impl FakeApiServer {
 
 /// The request log, one line per request, for failure messages.
 pub fn format_log(log: &[RequestRecord]) -> String {
-    log.iter().map(|r| format!("{} {} {:?} -> {}", r.method, r.path, r.query, r.status)).collect::<Vec<_>>().join("\n")
+    log.iter()
+        .map(|r| format!("{} {} {:?} -> {}", r.method, r.path, r.query, r.status))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for FakeApiServer {
@@ -315,19 +347,29 @@ impl State {
     fn record(&mut self, kind: &'static str, object: &mut Value) {
         self.rv += 1;
         object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        self.history.push(Change { rv: self.rv, kind, object: object.clone() });
+        self.history.push(Change {
+            rv: self.rv,
+            kind,
+            object: object.clone(),
+        });
     }
 
     fn find_pod(&self, which: &str) -> Option<(String, String)> {
         self.pods.iter().find_map(|((ns, name), pod)| {
-            let hit = pod["metadata"]["uid"] == which || name == which || format!("{ns}/{name}") == which;
+            let hit =
+                pod["metadata"]["uid"] == which || name == which || format!("{ns}/{name}") == which;
             hit.then(|| (ns.clone(), name.clone()))
         })
     }
 }
 
 fn pod_key(pod: &Value) -> (String, String) {
-    let field = |f: &str| pod["metadata"][f].as_str().unwrap_or_else(|| panic!("pod without metadata.{f}")).to_string();
+    let field = |f: &str| {
+        pod["metadata"][f]
+            .as_str()
+            .unwrap_or_else(|| panic!("pod without metadata.{f}"))
+            .to_string()
+    };
     (field("namespace"), field("name"))
 }
 
@@ -352,10 +394,16 @@ enum Response {
 
 fn serve(conn: TcpStream, shared: &Shared) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(req) = read_request(&conn) else { return };
+    let Some(req) = read_request(&conn) else {
+        return;
+    };
     let response = {
         let mut st = shared.lock();
-        let response = if st.down { Response::Refuse } else { route(&req, &st) };
+        let response = if st.down {
+            Response::Refuse
+        } else {
+            route(&req, &st)
+        };
         let status = match &response {
             Response::Json(code, _) => *code,
             Response::Watch(_) => 200,
@@ -410,7 +458,13 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path: path.to_string(), query, authorization, body })
+    Some(Request {
+        method,
+        path: path.to_string(),
+        query,
+        authorization,
+        body,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -476,17 +530,27 @@ fn status_json(code: u16, reason: &str, message: &str) -> Value {
 
 fn route(req: &Request, st: &State) -> Response {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let not_found = || Response::Json(404, status_json(404, "NotFound", &format!("{} not found", req.path)));
+    let not_found = || {
+        Response::Json(
+            404,
+            status_json(404, "NotFound", &format!("{} not found", req.path)),
+        )
+    };
     if req.method != "GET" {
-        return Response::Json(405, status_json(405, "MethodNotAllowed", "the fake serves GET only (so far)"));
+        return Response::Json(
+            405,
+            status_json(405, "MethodNotAllowed", "the fake serves GET only (so far)"),
+        );
     }
     match segments.as_slice() {
         ["api", "v1", "pods"] => pods_collection(req, st, None),
         ["api", "v1", "namespaces", ns, "pods"] => pods_collection(req, st, Some(ns)),
-        ["api", "v1", "namespaces", ns, "pods", name] => match st.pods.get(&(ns.to_string(), name.to_string())) {
-            Some(pod) => Response::Json(200, pod.clone()),
-            None => not_found(),
-        },
+        ["api", "v1", "namespaces", ns, "pods", name] => {
+            match st.pods.get(&(ns.to_string(), name.to_string())) {
+                Some(pod) => Response::Json(200, pod.clone()),
+                None => not_found(),
+            }
+        }
         ["api", "v1", "nodes", name] => match st.nodes.get(*name) {
             Some(node) => Response::Json(200, node.clone()),
             None => not_found(),
@@ -496,24 +560,55 @@ fn route(req: &Request, st: &State) -> Response {
 }
 
 fn pods_collection(req: &Request, st: &State, namespace: Option<&str>) -> Response {
-    let mut filter = match FieldFilter::parse(req.query.get("fieldSelector").map_or("", String::as_str)) {
-        Ok(f) => f,
-        Err(msg) => return Response::Json(400, status_json(400, "BadRequest", &msg)),
-    };
-    if req.query.get("labelSelector").is_some_and(|s| !s.is_empty()) {
+    let mut filter =
+        match FieldFilter::parse(req.query.get("fieldSelector").map_or("", String::as_str)) {
+            Ok(f) => f,
+            Err(msg) => return Response::Json(400, status_json(400, "BadRequest", &msg)),
+        };
+    if req
+        .query
+        .get("labelSelector")
+        .is_some_and(|s| !s.is_empty())
+    {
         let msg = "labelSelector is not implemented by the fake API server";
         return Response::Json(400, status_json(400, "BadRequest", msg));
     }
     if let Some(ns) = namespace {
-        filter.terms.push(("metadata.namespace".into(), true, ns.to_string()));
+        filter
+            .terms
+            .push(("metadata.namespace".into(), true, ns.to_string()));
     }
-    if req.query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-        let from = req.query.get("resourceVersion").and_then(|v| v.parse().ok());
-        let timeout = req.query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs);
-        let bookmarks = req.query.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-        return Response::Watch(WatchRequest { filter, from, timeout, bookmarks });
+    if req
+        .query
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1")
+    {
+        let from = req
+            .query
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok());
+        let timeout = req
+            .query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map(Duration::from_secs);
+        let bookmarks = req
+            .query
+            .get("allowWatchBookmarks")
+            .is_some_and(|b| b == "true");
+        return Response::Watch(WatchRequest {
+            filter,
+            from,
+            timeout,
+            bookmarks,
+        });
     }
-    let items: Vec<Value> = st.pods.values().filter(|p| filter.matches(p)).cloned().collect();
+    let items: Vec<Value> = st
+        .pods
+        .values()
+        .filter(|p| filter.matches(p))
+        .cloned()
+        .collect();
     Response::Json(
         200,
         json!({
@@ -542,7 +637,14 @@ impl FieldFilter {
             } else {
                 return Err(format!("invalid field selector term {term:?}"));
             };
-            if !["spec.nodeName", "metadata.name", "metadata.namespace", "status.phase"].contains(&field) {
+            if ![
+                "spec.nodeName",
+                "metadata.name",
+                "metadata.namespace",
+                "status.phase",
+            ]
+            .contains(&field)
+            {
                 return Err(format!("field label not supported: {field}"));
             }
             terms.push((field.to_string(), equal, value.to_string()));
@@ -552,7 +654,11 @@ impl FieldFilter {
 
     fn matches(&self, pod: &Value) -> bool {
         self.terms.iter().all(|(field, equal, value)| {
-            let actual = field.split('.').fold(pod, |v, k| &v[k]).as_str().unwrap_or("");
+            let actual = field
+                .split('.')
+                .fold(pod, |v, k| &v[k])
+                .as_str()
+                .unwrap_or("");
             (actual == value) == *equal
         })
     }
@@ -593,7 +699,12 @@ fn stream_watch(conn: TcpStream, shared: &Shared, w: WatchRequest) -> std::io::R
         _ => {
             // No version: the current state first, as the real server does for "0".
             let rv = st.rv;
-            let initial: Vec<Value> = st.pods.values().filter(|p| w.filter.matches(p)).cloned().collect();
+            let initial: Vec<Value> = st
+                .pods
+                .values()
+                .filter(|p| w.filter.matches(p))
+                .cloned()
+                .collect();
             drop(st);
             for pod in initial {
                 out.event(shared, "ADDED", &pod)?;
@@ -628,8 +739,7 @@ fn stream_watch(conn: TcpStream, shared: &Shared, w: WatchRequest) -> std::io::R
         if st.bookmark_gen != bookmark_gen {
             bookmark_gen = st.bookmark_gen;
             if w.bookmarks {
-                let meta =
-                    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "resourceVersion": st.rv.to_string() } });
+                let meta = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "resourceVersion": st.rv.to_string() } });
                 send.push(("BOOKMARK", meta));
             }
         }
@@ -638,7 +748,11 @@ fn stream_watch(conn: TcpStream, shared: &Shared, w: WatchRequest) -> std::io::R
                 return Ok(());
             }
             // Wake up now and then to notice timeouts and clients that went away.
-            st = shared.changed.wait_timeout(st, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner()).0;
+            st = shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
             continue;
         }
         drop(st);
@@ -672,8 +786,14 @@ impl ChunkedWriter {
         let line = format!("{}\n", json!({ "type": kind, "object": object }));
         write!(self.conn, "{:x}\r\n{line}\r\n", line.len())?;
         self.conn.flush()?;
-        let resource_version = object["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
-        shared.lock().sent.push(SentEvent { kind: kind.to_string(), resource_version });
+        let resource_version = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        shared.lock().sent.push(SentEvent {
+            kind: kind.to_string(),
+            resource_version,
+        });
         Ok(())
     }
 
@@ -714,7 +834,10 @@ pub fn pod_json(
     labels: &[(&str, &str)],
     owner: Option<(&str, &str)>,
 ) -> Value {
-    let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     let owner_refs: Vec<Value> = owner
         .map(|(kind, owner_name)| {
             json!({
@@ -789,7 +912,10 @@ mod tests {
 
     #[test]
     fn decodes_queries_and_selectors() {
-        assert_eq!(percent_decode("spec.nodeName%3Dnode-a%2Cx+y"), "spec.nodeName=node-a,x y");
+        assert_eq!(
+            percent_decode("spec.nodeName%3Dnode-a%2Cx+y"),
+            "spec.nodeName=node-a,x y"
+        );
         assert_eq!(percent_decode("100%"), "100%");
         let f = FieldFilter::parse("spec.nodeName=a,metadata.namespace!=kube-system").unwrap();
         let pod = pod_json("default", "p", "u", "a", &[], &[], None);

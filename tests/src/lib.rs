@@ -20,7 +20,10 @@ use std::{
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds `sonde-agent` once per test process (cheap when up to date) and returns its path.
@@ -30,7 +33,14 @@ pub fn agent_binary() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "sonde-agent", "--bin", "sonde-agent"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "sonde-agent",
+                    "--bin",
+                    "sonde-agent",
+                ])
                 .current_dir(workspace_root())
                 .status()
                 .expect("running cargo build for sonde-agent");
@@ -45,7 +55,11 @@ pub fn agent_binary() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `sonde-agent`, killed on drop. Its stderr (the structured log) is kept.
@@ -92,12 +106,19 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = agent.child.try_wait().unwrap() {
-                panic!("sonde-agent exited with {status} before serving:\n{}", agent.log_text());
+                panic!(
+                    "sonde-agent exited with {status} before serving:\n{}",
+                    agent.log_text()
+                );
             }
             if http_get(addr, "/healthz", None).is_ok_and(|(code, _)| code == 200) {
                 return agent;
             }
-            assert!(Instant::now() < deadline, "sonde-agent did not answer /healthz:\n{}", agent.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "sonde-agent did not answer /healthz:\n{}",
+                agent.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -109,17 +130,30 @@ impl Agent {
 
     /// The JSON log lines so far, parsed (lines that are not JSON are skipped).
     pub fn log_json(&self) -> Vec<serde_json::Value> {
-        self.log.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Waits until `pred` holds for some log line, or panics after `timeout`.
-    pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = self.log_json().into_iter().find(|v| pred(v)) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "no matching log line within {timeout:?}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no matching log line within {timeout:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -136,7 +170,11 @@ impl Agent {
             if pred(&e) {
                 return e;
             }
-            assert!(Instant::now() < deadline, "{what} not seen within 15s; agent log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{what} not seen within 15s; agent log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -150,17 +188,33 @@ impl Drop for Agent {
 }
 
 /// A minimal HTTP/1.1 GET: (status code, body).
-pub fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Result<(u16, String)> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n")?;
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -183,7 +237,8 @@ fn dechunk(mut body: &str) -> String {
 
 /// GET /metrics; panics unless the answer is 200.
 pub fn scrape(addr: SocketAddr, accept: Option<&str>) -> String {
-    let (code, body) = http_get(addr, "/metrics", accept).unwrap_or_else(|e| panic!("scraping {addr}: {e}"));
+    let (code, body) =
+        http_get(addr, "/metrics", accept).unwrap_or_else(|e| panic!("scraping {addr}: {e}"));
     assert_eq!(code, 200, "scraping {addr}: {body}");
     body
 }
@@ -204,9 +259,16 @@ pub struct Exposition {
 
 impl Exposition {
     /// Samples named `name` whose labels include all of `want`.
-    pub fn find<'a>(&'a self, name: &'a str, want: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        want: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| {
-            s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
         })
     }
 
@@ -231,7 +293,8 @@ pub fn parse_exposition(text: &str) -> Exposition {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        out.samples.push(parse_sample(line).unwrap_or_else(|| panic!("malformed sample line: {line:?}")));
+        out.samples
+            .push(parse_sample(line).unwrap_or_else(|| panic!("malformed sample line: {line:?}")));
     }
     out
 }
@@ -274,7 +337,11 @@ fn parse_sample(line: &str) -> Option<Sample> {
         "-Inf" => f64::NEG_INFINITY,
         v => v.parse().ok()?,
     };
-    Some(Sample { name: name.to_string(), labels, value })
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 /// A shell command for `sh -c` that makes `n` pipe round trips between two python3
@@ -289,7 +356,11 @@ pub fn pingpong_command(n: u32) -> String {
 /// The path of a peer program the tests need. Panics with how to install it:
 /// on the machines we run on, a missing peer is a setup bug, never a skip.
 pub fn require_binary(name: &str) -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/usr/bin", "/sbin"]) {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+    ]) {
         let p = Path::new(dir).join(name);
         if p.is_file() {
             return p;
@@ -302,7 +373,10 @@ pub fn require_binary(name: &str) -> PathBuf {
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on {addr} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -362,10 +436,10 @@ mod tests {
 }
 
 pub mod collector;
-pub mod process;
-pub mod prometheus;
-pub mod promapi;
-pub mod remote_write;
 pub mod logs_rig;
 pub mod logs_writer;
 pub mod loki;
+pub mod process;
+pub mod promapi;
+pub mod prometheus;
+pub mod remote_write;

@@ -32,7 +32,9 @@ pub struct Loki {
 
 impl Loki {
     pub fn new(base: &str) -> Loki {
-        Loki { api: PromApi::new(base) }
+        Loki {
+            api: PromApi::new(base),
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -202,7 +204,11 @@ impl Loki {
         body: &[u8],
     ) -> Result<(u16, String), String> {
         let url = format!("{}/loki/api/v1/push", self.api.base);
-        let mut req = self.api.http().post(&url).header("Content-Type", content_type);
+        let mut req = self
+            .api
+            .http()
+            .post(&url)
+            .header("Content-Type", content_type);
         if let Some(enc) = content_encoding {
             req = req.header("Content-Encoding", enc);
         }

@@ -14,9 +14,20 @@ impl LoopDevice {
     pub fn new(mib: u64) -> LoopDevice {
         let losetup = require_binary("losetup");
         let file = std::env::temp_dir().join(format!("sonde-loop-{}.img", std::process::id()));
-        std::fs::File::create(&file).unwrap().set_len(mib << 20).unwrap();
-        let out = Command::new(losetup).args(["--find", "--show"]).arg(&file).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(mib << 20)
+            .unwrap();
+        let out = Command::new(losetup)
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
         LoopDevice { dev, file }
     }

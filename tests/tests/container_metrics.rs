@@ -44,23 +44,36 @@ impl V1Cgroup {
                 root.display()
             );
             let leaf = root.join(rel.trim_start_matches('/'));
-            for dir in leaf.ancestors().take_while(|d| *d != root).collect::<Vec<_>>().into_iter().rev() {
+            for dir in leaf
+                .ancestors()
+                .take_while(|d| *d != root)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 if !dir.exists() {
-                    std::fs::create_dir(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+                    std::fs::create_dir(dir)
+                        .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
                     created.push(dir.to_path_buf());
                 }
             }
         }
-        V1Cgroup { rel: rel.to_string(), created }
+        V1Cgroup {
+            rel: rel.to_string(),
+            created,
+        }
     }
 
     fn dir(&self, controller: &str) -> PathBuf {
-        Path::new(V1_ROOT).join(controller).join(self.rel.trim_start_matches('/'))
+        Path::new(V1_ROOT)
+            .join(controller)
+            .join(self.rel.trim_start_matches('/'))
     }
 
     fn write(&self, controller: &str, file: &str, value: &str) {
         let path = self.dir(controller).join(file);
-        std::fs::write(&path, value).unwrap_or_else(|e| panic!("writing {value:?} to {}: {e}", path.display()));
+        std::fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("writing {value:?} to {}: {e}", path.display()));
     }
 }
 
@@ -85,11 +98,25 @@ struct Loop {
 
 impl Loop {
     fn new() -> Loop {
-        let file = std::env::temp_dir().join(format!("sonde-container-metrics-{}.img", std::process::id()));
+        let file = std::env::temp_dir().join(format!(
+            "sonde-container-metrics-{}.img",
+            std::process::id()
+        ));
         std::fs::write(&file, vec![0u8; 16 << 20]).unwrap();
-        let out = Command::new(require_binary("losetup")).args(["--find", "--show"]).arg(&file).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-        Loop { dev: String::from_utf8(out.stdout).unwrap().trim().to_string(), file }
+        let out = Command::new(require_binary("losetup"))
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop {
+            dev: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+            file,
+        }
     }
 
     fn name(&self) -> &str {
@@ -97,13 +124,19 @@ impl Loop {
     }
 
     fn major_minor(&self) -> String {
-        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name())).unwrap().trim().to_string()
+        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// (sectors read, writes completed, sectors written) from /sys/block/<dev>/stat.
     fn stat(&self) -> (u64, u64, u64) {
         let text = std::fs::read_to_string(format!("/sys/block/{}/stat", self.name())).unwrap();
-        let f: Vec<u64> = text.split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
         (f[2], f[4], f[6])
     }
 }
@@ -118,7 +151,11 @@ impl Drop for Loop {
 fn python() -> PathBuf {
     // Not a version manager's shim: its shell scripts would run in the container too.
     let system = PathBuf::from("/usr/bin/python3");
-    if system.exists() { system } else { require_binary("python3") }
+    if system.exists() {
+        system
+    } else {
+        require_binary("python3")
+    }
 }
 
 /// A process started inside the container's cgroups (all joined before it execs,
@@ -134,17 +171,28 @@ impl Worker {
     fn start(v2: &TestCgroup, v1: &V1Cgroup, controllers: &[&str], script: &str) -> Worker {
         let mut enter = format!("echo $$ > {}/cgroup.procs", v2.v2.display());
         for c in controllers {
-            enter.push_str(&format!(" && echo $$ > {}/cgroup.procs", v1.dir(c).display()));
+            enter.push_str(&format!(
+                " && echo $$ > {}/cgroup.procs",
+                v1.dir(c).display()
+            ));
         }
         let mut child = Command::new("sh")
-            .args(["-c", &format!("{enter} && exec {} -c \"$0\"", python().display()), script])
+            .args([
+                "-c",
+                &format!("{enter} && exec {} -c \"$0\"", python().display()),
+                script,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning sh");
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Worker { child, stdout, v2: v2.v2.clone() }
+        Worker {
+            child,
+            stdout,
+            v2: v2.v2.clone(),
+        }
     }
 
     /// Waits for the line the script prints when its work is done.
@@ -170,7 +218,8 @@ impl Drop for Worker {
         let _ = self.child.wait();
         // Killed processes leave the cgroup a moment later; the cgroups' drops retry too.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::fs::read_to_string(self.v2.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+        while std::fs::read_to_string(self.v2.join("cgroup.procs"))
+            .is_ok_and(|p| !p.trim().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
@@ -186,7 +235,8 @@ fn pids_in(rel: &str) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| t.lines().any(|l| l == line))
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|t| t.lines().any(|l| l == line))
         })
         .collect()
 }
@@ -195,8 +245,13 @@ fn pids_in(rel: &str) -> Vec<u32> {
 /// utime + stime + cutime + cstime.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<f64> =
-        stat.rsplit_once(')').unwrap().1.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     // After the ")": state is field 3 of the man page, so utime (14) is index 11.
     (fields[11] + fields[12] + fields[13] + fields[14]) / ticks
@@ -205,13 +260,28 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// A field of /proc/<pid>/status in bytes (the kernel writes kB).
 fn status_bytes(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find_map(|l| l.strip_prefix(field)).unwrap_or_else(|| panic!("no {field} for {pid}"));
-    line.trim_start_matches(':').trim().trim_end_matches(" kB").trim().parse::<f64>().unwrap() * 1024.0
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or_else(|| panic!("no {field} for {pid}"));
+    line.trim_start_matches(':')
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse::<f64>()
+        .unwrap()
+        * 1024.0
 }
 
 fn threads(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn one(e: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
@@ -228,12 +298,17 @@ fn is_root() -> bool {
 #[test]
 fn container_metrics_match_what_the_kernel_counts() {
     if !is_root() {
-        eprintln!("SKIPPED: this test creates cgroups and a loop device, and is not running as root");
+        eprintln!(
+            "SKIPPED: this test creates cgroups and a loop device, and is not running as root"
+        );
         return;
     }
     let (id, uid) = ids(0);
     let (oom_id, _) = ids(1);
-    let pod = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice", uid.replace('-', "_"));
+    let pod = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        uid.replace('-', "_")
+    );
     let rel = format!("{pod}/cri-containerd-{id}.scope");
     let oom_rel = format!("{pod}/cri-containerd-{oom_id}.scope");
 
@@ -248,8 +323,16 @@ fn container_metrics_match_what_the_kernel_counts() {
     v1.write("cpu", "cpu.cfs_quota_us", "50000");
     // Since Linux 6.10 v1 blkio counts I/O only on disks with a throttle rule (or
     // under BFQ); cAdvisor reads the same files. A rule no I/O here comes near.
-    v1.write("blkio", "blkio.throttle.write_bps_device", &format!("{} 1099511627776", disk.major_minor()));
-    oom_v1.write("memory", "memory.limit_in_bytes", &(32u64 << 20).to_string());
+    v1.write(
+        "blkio",
+        "blkio.throttle.write_bps_device",
+        &format!("{} 1099511627776", disk.major_minor()),
+    );
+    oom_v1.write(
+        "memory",
+        "memory.limit_in_bytes",
+        &(32u64 << 20).to_string(),
+    );
     let disk_before = disk.stat();
 
     let script = format!(
@@ -281,7 +364,11 @@ sys.stdin.read()
 
     let mut oom = Worker::start(&oom_v2, &oom_v1, &["memory"], "b = b'x' * (64 << 20)");
     let status = oom.child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "the kernel's OOM killer took it");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the kernel's OOM killer took it"
+    );
 
     let agent = Agent::start(&["--probes", "none"]);
     let e = agent.scrape();
@@ -299,68 +386,134 @@ sys.stdin.read()
          throttled {} of {} periods, rss {:.1} MiB, working set {:.1} MiB",
         rss_anon / MIB,
         pids.len(),
-        e.value("container_cpu_usage_seconds_total", &[("name", &id), ("cpu", "total")]).unwrap_or(f64::NAN),
+        e.value(
+            "container_cpu_usage_seconds_total",
+            &[("name", &id), ("cpu", "total")]
+        )
+        .unwrap_or(f64::NAN),
         got("container_cpu_cfs_throttled_periods_total"),
         got("container_cpu_cfs_periods_total"),
         got("container_memory_rss") / MIB,
         got("container_memory_working_set_bytes") / MIB,
     );
     // Labels: the ID from the path; no API server, so no pod, namespace or image.
-    let s =
-        e.find("container_memory_rss", c).next().unwrap_or_else(|| panic!("no series for {id}:\n{}", agent.log_text()));
-    for (label, want) in
-        [("id", rel.as_str()), ("name", &id), ("container", ""), ("pod", ""), ("namespace", ""), ("image", "")]
-    {
-        assert_eq!(s.labels.get(label).map(String::as_str), Some(want), "label {label}");
+    let s = e
+        .find("container_memory_rss", c)
+        .next()
+        .unwrap_or_else(|| panic!("no series for {id}:\n{}", agent.log_text()));
+    for (label, want) in [
+        ("id", rel.as_str()),
+        ("name", &id),
+        ("container", ""),
+        ("pod", ""),
+        ("namespace", ""),
+        ("image", ""),
+    ] {
+        assert_eq!(
+            s.labels.get(label).map(String::as_str),
+            Some(want),
+            "label {label}"
+        );
     }
 
     // Processes: the worker and its children, as /proc/<pid>/cgroup places them.
     assert_eq!(pids.len(), 1 + CHILDREN, "the kernel's count: {pids:?}");
     assert_eq!(one(&e, "container_processes", c), pids.len() as f64);
-    assert_eq!(one(&e, "container_threads", c), proc_threads, "v1 pids.current against /proc's Threads");
+    assert_eq!(
+        one(&e, "container_threads", c),
+        proc_threads,
+        "v1 pids.current against /proc's Threads"
+    );
 
     // CPU: what the processes' own accounts say, less the moment before the shell
     // joined the cgroup, and not much more (/proc rounds down to clock ticks).
-    let cpu = one(&e, "container_cpu_usage_seconds_total", &[("name", &id), ("cpu", "total")]);
-    assert!(proc_cpu >= 0.5, "the worker burned half a second: {proc_cpu}");
-    assert!(cpu >= proc_cpu - 0.02 && cpu <= proc_cpu + 0.25, "cgroup {cpu} s vs /proc {proc_cpu} s");
-    let split = one(&e, "container_cpu_user_seconds_total", c) + one(&e, "container_cpu_system_seconds_total", c);
-    assert!((split - cpu).abs() < 0.05, "user + system {split} vs usage {cpu}");
+    let cpu = one(
+        &e,
+        "container_cpu_usage_seconds_total",
+        &[("name", &id), ("cpu", "total")],
+    );
+    assert!(
+        proc_cpu >= 0.5,
+        "the worker burned half a second: {proc_cpu}"
+    );
+    assert!(
+        cpu >= proc_cpu - 0.02 && cpu <= proc_cpu + 0.25,
+        "cgroup {cpu} s vs /proc {proc_cpu} s"
+    );
+    let split = one(&e, "container_cpu_user_seconds_total", c)
+        + one(&e, "container_cpu_system_seconds_total", c);
+    assert!(
+        (split - cpu).abs() < 0.05,
+        "user + system {split} vs usage {cpu}"
+    );
 
     // CFS: 0.5 s of CPU at half a CPU takes 1 s, in 100 ms periods, most throttled.
     let periods = one(&e, "container_cpu_cfs_periods_total", c);
     let throttled = one(&e, "container_cpu_cfs_throttled_periods_total", c);
     let throttled_s = one(&e, "container_cpu_cfs_throttled_seconds_total", c);
-    assert!(periods >= 8.0 && throttled >= 4.0 && throttled <= periods, "periods {periods}, throttled {throttled}");
-    assert!(throttled_s > 0.1 && throttled_s < burned_wall, "throttled {throttled_s} s within {burned_wall} s of work");
+    assert!(
+        periods >= 8.0 && throttled >= 4.0 && throttled <= periods,
+        "periods {periods}, throttled {throttled}"
+    );
+    assert!(
+        throttled_s > 0.1 && throttled_s < burned_wall,
+        "throttled {throttled_s} s within {burned_wall} s of work"
+    );
 
     // Memory: anonymous memory as /proc's RssAnon counts it, 64 MiB of it ours.
     let rss = one(&e, "container_memory_rss", c);
     let usage = one(&e, "container_memory_usage_bytes", c);
     let working_set = one(&e, "container_memory_working_set_bytes", c);
     assert!(rss >= 64.0 * MIB, "rss {rss}");
-    assert!((rss - rss_anon).abs() < 4.0 * MIB, "cgroup rss {rss} vs RssAnon {rss_anon}");
-    assert!(working_set >= rss && working_set <= usage, "rss {rss} <= working set {working_set} <= usage {usage}");
-    assert!(usage < rss + 64.0 * MIB, "usage {usage} is not far above rss {rss}");
+    assert!(
+        (rss - rss_anon).abs() < 4.0 * MIB,
+        "cgroup rss {rss} vs RssAnon {rss_anon}"
+    );
+    assert!(
+        working_set >= rss && working_set <= usage,
+        "rss {rss} <= working set {working_set} <= usage {usage}"
+    );
+    assert!(
+        usage < rss + 64.0 * MIB,
+        "usage {usage} is not far above rss {rss}"
+    );
     assert!(one(&e, "container_memory_cache", c) >= 0.0);
     assert_eq!(one(&e, "container_oom_events_total", c), 0.0);
-    assert_eq!(one(&e, "container_oom_events_total", &[("name", &oom_id)]), 1.0, "the OOM-killed container");
+    assert_eq!(
+        one(&e, "container_oom_events_total", &[("name", &oom_id)]),
+        1.0,
+        "the OOM-killed container"
+    );
 
     // Disk: what the loop device's own stat counted (only this test writes to it).
     let d: &[(&str, &str)] = &[("name", &id), ("device", &disk.dev)];
     let written = (disk_after.2 - disk_before.2) as f64 * 512.0;
     assert_eq!(written, 8.0 * MIB, "the device saw our 8 MiB");
     assert_eq!(one(&e, "container_fs_writes_bytes_total", d), written);
-    assert_eq!(one(&e, "container_fs_writes_total", d), (disk_after.1 - disk_before.1) as f64);
+    assert_eq!(
+        one(&e, "container_fs_writes_total", d),
+        (disk_after.1 - disk_before.1) as f64
+    );
     let read = one(&e, "container_fs_reads_bytes_total", d);
     assert_eq!(read, 4.0 * MIB, "what the worker read");
-    assert!((disk_after.0 - disk_before.0) as f64 * 512.0 >= read, "the device saw at least our reads");
+    assert!(
+        (disk_after.0 - disk_before.0) as f64 * 512.0 >= read,
+        "the device saw at least our reads"
+    );
     assert!(one(&e, "container_fs_reads_total", d) >= 4.0);
 
     // PSI from the v2 tree: all tasks stalled never exceeds some task waiting.
     for r in ["cpu", "memory", "io"] {
-        let some = one(&e, &format!("container_pressure_{r}_waiting_seconds_total"), c);
-        let full = one(&e, &format!("container_pressure_{r}_stalled_seconds_total"), c);
+        let some = one(
+            &e,
+            &format!("container_pressure_{r}_waiting_seconds_total"),
+            c,
+        );
+        let full = one(
+            &e,
+            &format!("container_pressure_{r}_stalled_seconds_total"),
+            c,
+        );
         assert!(full <= some, "{r}: stalled {full} > waiting {some}");
     }
 
@@ -368,10 +521,27 @@ sys.stdin.read()
     let p: &[(&str, &str)] = &[("id", &pod), ("name", ""), ("container", "")];
     assert!(one(&e, "container_cpu_usage_seconds_total", p) >= cpu);
     assert!(one(&e, "container_memory_rss", p) >= rss - MIB);
-    assert_eq!(one(&e, "container_processes", p), 0.0, "processes live in the containers");
+    assert_eq!(
+        one(&e, "container_processes", p),
+        0.0,
+        "processes live in the containers"
+    );
 
-    assert_eq!(e.types.get("container_cpu_usage_seconds_total").map(String::as_str), Some("counter"));
-    assert_eq!(e.types.get("container_memory_working_set_bytes").map(String::as_str), Some("gauge"));
-    assert!(e.value("sonde_container_stats_read_errors_total", &[]).is_some());
+    assert_eq!(
+        e.types
+            .get("container_cpu_usage_seconds_total")
+            .map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(
+        e.types
+            .get("container_memory_working_set_bytes")
+            .map(String::as_str),
+        Some("gauge")
+    );
+    assert!(
+        e.value("sonde_container_stats_read_errors_total", &[])
+            .is_some()
+    );
     assert!(e.value("sonde_containers_refused_total", &[]).is_some());
 }

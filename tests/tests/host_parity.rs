@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sonde_tests::{Agent, Exposition, Peer, Sample, free_port, http_get, parse_exposition, require_binary, scrape};
+use sonde_tests::{
+    Agent, Exposition, Peer, Sample, free_port, http_get, parse_exposition, require_binary, scrape,
+};
 
 /// Debian patches two of node_exporter's defaults; these flags restore upstream
 /// 1.5's, which the agent follows (they are what Kubernetes node_exporter images
@@ -64,10 +66,16 @@ impl NodeExporter {
         let process = Peer(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !http_get(addr, "/metrics", None).is_ok_and(|(code, _)| code == 200) {
-            assert!(Instant::now() < deadline, "node_exporter did not answer on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "node_exporter did not answer on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        NodeExporter { addr, _process: process }
+        NodeExporter {
+            addr,
+            _process: process,
+        }
     }
 
     fn scrape(&self) -> String {
@@ -98,7 +106,10 @@ fn family<'a>(e: &Exposition, sample: &'a str) -> &'a str {
 fn label_names(e: &Exposition) -> BTreeMap<&str, BTreeSet<&str>> {
     let mut names: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for s in &e.samples {
-        names.entry(family(e, &s.name)).or_default().extend(s.labels.keys().map(String::as_str));
+        names
+            .entry(family(e, &s.name))
+            .or_default()
+            .extend(s.labels.keys().map(String::as_str));
     }
     names
 }
@@ -125,26 +136,46 @@ fn host_families_match_node_exporter() {
             continue;
         };
         if kind != their_kind {
-            problems.push(format!("{name}: type {kind}, node_exporter has {their_kind}"));
+            problems.push(format!(
+                "{name}: type {kind}, node_exporter has {their_kind}"
+            ));
         }
-        let (mine, theirs) = (our_labels.get(name.as_str()), their_labels.get(name.as_str()));
+        let (mine, theirs) = (
+            our_labels.get(name.as_str()),
+            their_labels.get(name.as_str()),
+        );
         if let (Some(mine), Some(theirs)) = (mine, theirs)
             && mine != theirs
         {
-            problems.push(format!("{name}: labels {mine:?}, node_exporter has {theirs:?}"));
+            problems.push(format!(
+                "{name}: labels {mine:?}, node_exporter has {theirs:?}"
+            ));
         }
     }
-    assert!(problems.is_empty(), "host families differ from node_exporter's:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "host families differ from node_exporter's:\n{}",
+        problems.join("\n")
+    );
 
     // Every sample of a family carries the same label names (no half-labelled series).
     for s in ours.samples.iter().filter(|s| s.name.starts_with("node_")) {
         let want = &our_labels[family(&ours, &s.name)];
-        assert!(s.labels.keys().map(String::as_str).eq(want.iter().copied()), "{s:?} lacks some of {want:?}");
+        assert!(
+            s.labels.keys().map(String::as_str).eq(want.iter().copied()),
+            "{s:?} lacks some of {want:?}"
+        );
     }
 
-    let missing: Vec<&str> =
-        node_families(&theirs).map(|(n, _)| n.as_str()).filter(|n| !ours.types.contains_key(*n)).collect();
-    println!("node_exporter families the agent does not serve ({}):\n  {}", missing.len(), missing.join("\n  "));
+    let missing: Vec<&str> = node_families(&theirs)
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !ours.types.contains_key(*n))
+        .collect();
+    println!(
+        "node_exporter families the agent does not serve ({}):\n  {}",
+        missing.len(),
+        missing.join("\n  ")
+    );
 }
 
 /// How close the agent's value must be to node_exporter's.
@@ -174,17 +205,27 @@ const COMPARED: &[(&str, Agree)] = &[
     ("node_nf_conntrack_entries_limit", Agree::Within(0.0)),
     ("node_cpu_seconds_total", Agree::Grows(1.0)),
     ("node_disk_reads_completed_total", Agree::Grows(100.0)),
-    ("node_disk_read_bytes_total", Agree::Grows(100.0 * 128.0 * 1024.0)),
+    (
+        "node_disk_read_bytes_total",
+        Agree::Grows(100.0 * 128.0 * 1024.0),
+    ),
     ("node_disk_writes_completed_total", Agree::Grows(100.0)),
     ("node_intr_total", Agree::Grows(100_000.0)),
     // The scrapes themselves travel over lo.
-    ("node_network_receive_bytes_total", Agree::Grows(8.0 * 1024.0 * 1024.0)),
+    (
+        "node_network_receive_bytes_total",
+        Agree::Grows(8.0 * 1024.0 * 1024.0),
+    ),
 ];
 
 fn compare_values(theirs: &Exposition, ours: &Exposition) -> Vec<String> {
     let mut problems = Vec::new();
     let series = |e: &Exposition, name: &str| -> BTreeMap<BTreeMap<String, String>, f64> {
-        e.samples.iter().filter(|s| s.name == name).map(|s: &Sample| (s.labels.clone(), s.value)).collect()
+        e.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s: &Sample| (s.labels.clone(), s.value))
+            .collect()
     };
     for &(name, agree) in COMPARED {
         let (their_series, our_series) = (series(theirs, name), series(ours, name));
@@ -210,9 +251,18 @@ fn compare_values(theirs: &Exposition, ours: &Exposition) -> Vec<String> {
             }
         }
     }
-    let uname = |e: &Exposition| e.samples.iter().find(|s| s.name == "node_uname_info").map(|s| s.labels.clone());
+    let uname = |e: &Exposition| {
+        e.samples
+            .iter()
+            .find(|s| s.name == "node_uname_info")
+            .map(|s| s.labels.clone())
+    };
     if uname(ours) != uname(theirs) || uname(ours).is_none() {
-        problems.push(format!("node_uname_info: {:?}, node_exporter has {:?}", uname(ours), uname(theirs)));
+        problems.push(format!(
+            "node_uname_info: {:?}, node_exporter has {:?}",
+            uname(ours),
+            uname(theirs)
+        ));
     }
     problems
 }
@@ -232,7 +282,10 @@ fn slow_moving_values_match_node_exporter() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("values differ from node_exporter's:\n{}", problems.join("\n"));
+    panic!(
+        "values differ from node_exporter's:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Runs `promtool check metrics`: (exit code, one line per problem).
@@ -244,11 +297,21 @@ fn promtool_check(promtool: &std::path::Path, text: &str) -> (i32, Vec<String>) 
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let lines = [out.stdout, out.stderr]
         .iter()
-        .flat_map(|o| String::from_utf8_lossy(o).lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|o| {
+            String::from_utf8_lossy(o)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| !l.trim().is_empty())
         .collect();
     (out.status.code().unwrap_or(-1), lines)
@@ -263,7 +326,11 @@ fn promtool_accepts_agent_output() {
 
     let (code, problems) = promtool_check(&promtool, &agent_text);
     // 0: clean; 3: lint problems only; anything else: the exposition did not parse.
-    assert!(code == 0 || code == 3, "promtool rejects the agent's output (exit {code}):\n{}", problems.join("\n"));
+    assert!(
+        code == 0 || code == 3,
+        "promtool rejects the agent's output (exit {code}):\n{}",
+        problems.join("\n")
+    );
     let (_, ne_problems) = promtool_check(&promtool, &ne_text);
 
     let unexcused: Vec<&String> = problems
@@ -279,6 +346,10 @@ fn promtool_accepts_agent_output() {
     assert!(
         unexcused.is_empty(),
         "promtool problems node_exporter's output does not share:\n{}",
-        unexcused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        unexcused
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -19,14 +19,25 @@ const ID: &str = "4a5b6c7d8e9f00112233445566778899aabbccddeeff001122334455667788
 
 /// A kube client built the way the agent builds one: from the server's kubeconfig file.
 async fn client(server: &FakeApiServer) -> Client {
-    let file = Kubeconfig::read_from(server.kubeconfig_path()).expect("reading the fake's kubeconfig");
-    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await.expect("kube config");
+    let file =
+        Kubeconfig::read_from(server.kubeconfig_path()).expect("reading the fake's kubeconfig");
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
     Client::try_from(config).expect("kube client")
 }
 
 fn pod(name: &str, uid: &str, node: &str) -> serde_json::Value {
     let containers = [("main", &*format!("containerd://{ID}"), "nginx:1.27")];
-    pod_json("default", name, uid, node, &containers, &[("app", name)], Some(("ReplicaSet", "rs")))
+    pod_json(
+        "default",
+        name,
+        uid,
+        node,
+        &containers,
+        &[("app", name)],
+        Some(("ReplicaSet", "rs")),
+    )
 }
 
 /// The next item of a stream, or a panic naming what was expected.
@@ -55,7 +66,10 @@ fn spawn_watcher(pods: Api<Pod>) -> tokio::sync::mpsc::UnboundedReceiver<Watcher
 }
 
 /// The next watcher event, or a panic naming what was expected.
-async fn recv(events: &mut tokio::sync::mpsc::UnboundedReceiver<WatcherEvent>, what: &str) -> WatcherEvent {
+async fn recv(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<WatcherEvent>,
+    what: &str,
+) -> WatcherEvent {
     tokio::time::timeout(Duration::from_secs(10), events.recv())
         .await
         .unwrap_or_else(|_| panic!("no {what} within 10s"))
@@ -93,19 +107,49 @@ async fn list_honours_the_field_selector_and_sends_the_token() {
     server.add_pod(pod("b", "00000000-0000-4000-8000-00000000000b", "node-b"));
     let pods: Api<Pod> = Api::all(client(&server).await);
 
-    let list = pods.list(&ListParams::default().fields(SELECTOR)).await.expect("list");
-    assert_eq!(list.items.iter().map(|p| p.name_any()).collect::<Vec<_>>(), ["a"]);
-    assert_eq!(list.metadata.resource_version, Some(server.resource_version().to_string()));
-    let status = &list.items[0].status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
-    assert_eq!(status.container_id.as_deref(), Some(&*format!("containerd://{ID}")));
-    assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 2);
+    let list = pods
+        .list(&ListParams::default().fields(SELECTOR))
+        .await
+        .expect("list");
+    assert_eq!(
+        list.items.iter().map(|p| p.name_any()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(
+        list.metadata.resource_version,
+        Some(server.resource_version().to_string())
+    );
+    let status = &list.items[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        status.container_id.as_deref(),
+        Some(&*format!("containerd://{ID}"))
+    );
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
 
-    let bad = pods.list(&ListParams::default().fields("spec.bogus=x")).await.expect_err("unsupported field");
-    assert!(matches!(&bad, kube::Error::Api(s) if s.code == 400), "{bad:?}");
+    let bad = pods
+        .list(&ListParams::default().fields("spec.bogus=x"))
+        .await
+        .expect_err("unsupported field");
+    assert!(
+        matches!(&bad, kube::Error::Api(s) if s.code == 400),
+        "{bad:?}"
+    );
 
     let requests = server.requests();
     assert_eq!(requests[0].field_selector(), Some(SELECTOR));
-    assert_eq!(requests[0].authorization.as_deref(), Some(&*format!("Bearer {TOKEN}")));
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
 }
 
 #[tokio::test]
@@ -121,9 +165,17 @@ async fn watcher_sees_added_modified_and_deleted() {
     }
     assert_eq!(seen, ["Init", "InitApply(a)", "InitDone"]);
 
-    server.add_pod(pod("elsewhere", "00000000-0000-4000-8000-00000000000e", "node-b"));
+    server.add_pod(pod(
+        "elsewhere",
+        "00000000-0000-4000-8000-00000000000e",
+        "node-b",
+    ));
     server.add_pod(pod("c", "00000000-0000-4000-8000-00000000000c", "node-a"));
-    assert_eq!(describe(&recv(&mut events, "ADDED c").await), "Apply(c)", "node-b's pod is filtered out");
+    assert_eq!(
+        describe(&recv(&mut events, "ADDED c").await),
+        "Apply(c)",
+        "node-b's pod is filtered out"
+    );
     server.update_pod("c", |p| p["metadata"]["labels"]["app"] = "changed".into());
     match recv(&mut events, "MODIFIED c").await {
         Ok(Event::Apply(p)) => assert_eq!(p.labels()["app"], "changed"),
@@ -142,11 +194,16 @@ async fn expired_watch_forces_a_relist() {
     for what in ["Init", "InitApply", "InitDone"] {
         recv(&mut events, what).await.expect(what);
     }
-    eventually(&server, "the watch to open", || server.requests().iter().any(|r| r.is_pod_watch())).await;
+    eventually(&server, "the watch to open", || {
+        server.requests().iter().any(|r| r.is_pod_watch())
+    })
+    .await;
 
     server.expire_watches();
     match recv(&mut events, "the 410").await {
-        Err(watcher::Error::WatchError(status)) => assert_eq!((status.code, status.reason.as_str()), (410, "Expired")),
+        Err(watcher::Error::WatchError(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"))
+        }
         other => panic!("expected a 410 WatchError, got {}", describe(&other)),
     }
     let mut seen = Vec::new();
@@ -154,7 +211,11 @@ async fn expired_watch_forces_a_relist() {
         seen.push(describe(&recv(&mut events, what).await));
     }
     assert_eq!(seen, ["Init", "InitApply(a)", "InitDone"]);
-    let lists: Vec<_> = server.requests().into_iter().filter(|r| r.is_pod_list()).collect();
+    let lists: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_pod_list())
+        .collect();
     assert_eq!(lists.len(), 2, "{}", format_log(&server.requests()));
     assert!(lists.iter().all(|r| r.field_selector() == Some(SELECTOR)));
 }
@@ -168,11 +229,18 @@ async fn bookmarks_are_delivered_and_resume_the_watch() {
     // The raw watch stream carries the BOOKMARK with the server's current version, which
     // moved on because of a pod this watch does not select.
     let params = WatchParams::default().fields(SELECTOR); // bookmarks are on by default
-    let mut raw = pods.watch(&params, &server.resource_version().to_string()).await.expect("watch").boxed();
+    let mut raw = pods
+        .watch(&params, &server.resource_version().to_string())
+        .await
+        .expect("watch")
+        .boxed();
     server.add_pod(pod("b", "00000000-0000-4000-8000-00000000000b", "node-b"));
     server.bookmark();
     match next(&mut raw, "BOOKMARK").await.expect("watch event") {
-        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, server.resource_version().to_string()),
+        WatchEvent::Bookmark(b) => assert_eq!(
+            b.metadata.resource_version,
+            server.resource_version().to_string()
+        ),
         other => panic!("expected a bookmark, got {other:?}"),
     }
     drop(raw);
@@ -182,20 +250,54 @@ async fn bookmarks_are_delivered_and_resume_the_watch() {
     for what in ["Init", "InitApply", "InitDone"] {
         recv(&mut events, what).await.expect(what);
     }
-    eventually(&server, "the watch", || server.requests().iter().filter(|r| r.is_pod_watch()).count() == 2).await;
+    eventually(&server, "the watch", || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.is_pod_watch())
+            .count()
+            == 2
+    })
+    .await;
     server.add_pod(pod("c", "00000000-0000-4000-8000-00000000000c", "node-b"));
     server.bookmark();
     let bookmark_rv = server.resource_version().to_string();
     // Only once the bookmark is on the wire may the watch end: the watcher reads in order.
-    let sent = SentEvent { kind: "BOOKMARK".into(), resource_version: bookmark_rv.clone() };
-    eventually(&server, "the bookmark to be sent", || server.sent_events().contains(&sent)).await;
+    let sent = SentEvent {
+        kind: "BOOKMARK".into(),
+        resource_version: bookmark_rv.clone(),
+    };
+    eventually(&server, "the bookmark to be sent", || {
+        server.sent_events().contains(&sent)
+    })
+    .await;
     server.end_watches();
-    eventually(&server, "a resumed watch", || server.requests().iter().filter(|r| r.is_pod_watch()).count() == 3).await;
+    eventually(&server, "a resumed watch", || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.is_pod_watch())
+            .count()
+            == 3
+    })
+    .await;
     let requests = server.requests();
     let resumed = requests.iter().rfind(|r| r.is_pod_watch()).unwrap();
-    assert_eq!(resumed.query.get("resourceVersion"), Some(&bookmark_rv), "{}", format_log(&requests));
-    assert_eq!(resumed.query.get("allowWatchBookmarks").map(String::as_str), Some("true"));
-    assert_eq!(requests.iter().filter(|r| r.is_pod_list()).count(), 1, "no relist");
+    assert_eq!(
+        resumed.query.get("resourceVersion"),
+        Some(&bookmark_rv),
+        "{}",
+        format_log(&requests)
+    );
+    assert_eq!(
+        resumed.query.get("allowWatchBookmarks").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        requests.iter().filter(|r| r.is_pod_list()).count(),
+        1,
+        "no relist"
+    );
 }
 
 #[tokio::test]
@@ -203,13 +305,24 @@ async fn outage_cuts_open_watches_and_refuses_requests() {
     let server = FakeApiServer::start();
     server.add_pod(pod("a", "00000000-0000-4000-8000-00000000000a", "node-a"));
     let pods: Api<Pod> = Api::all(client(&server).await);
-    let mut raw = pods.watch(&WatchParams::default().fields(SELECTOR), "1").await.expect("watch").boxed();
+    let mut raw = pods
+        .watch(&WatchParams::default().fields(SELECTOR), "1")
+        .await
+        .expect("watch")
+        .boxed();
 
     server.set_down(true);
     // The cut connection ends the stream (possibly after an error for the broken body).
-    let ended = tokio::time::timeout(Duration::from_secs(10), async { while raw.next().await.is_some() {} });
-    ended.await.expect("the open watch to end when the server goes down");
-    let err = pods.list(&ListParams::default()).await.expect_err("a list during the outage");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while raw.next().await.is_some() {}
+    });
+    ended
+        .await
+        .expect("the open watch to end when the server goes down");
+    let err = pods
+        .list(&ListParams::default())
+        .await
+        .expect_err("a list during the outage");
     assert!(
         matches!(&err, kube::Error::HyperError(_) | kube::Error::Service(_)),
         "a connection error, not an API answer: {err:?}"
@@ -217,7 +330,14 @@ async fn outage_cuts_open_watches_and_refuses_requests() {
     assert!(server.requests().last().unwrap().refused());
 
     server.set_down(false);
-    assert_eq!(pods.list(&ListParams::default()).await.expect("a list after the outage").items.len(), 1);
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("a list after the outage")
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -228,5 +348,8 @@ async fn serves_nodes() {
     let node = nodes.get("node-a").await.expect("node-a");
     assert_eq!(node.labels()["kubernetes.io/hostname"], "node-a");
     let missing = nodes.get("node-z").await.expect_err("an unknown node");
-    assert!(matches!(&missing, kube::Error::Api(s) if s.code == 404), "{missing:?}");
+    assert!(
+        matches!(&missing, kube::Error::Api(s) if s.code == 404),
+        "{missing:?}"
+    );
 }

@@ -32,8 +32,10 @@ pub fn ebpf() -> Result<()> {
         "build-std=core",
         "--release",
     ]);
-    cmd.env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C debuginfo=2 -C link-arg=--btf");
+    cmd.env("RUSTC_BOOTSTRAP", "1").env(
+        "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
+        "-C debuginfo=2 -C link-arg=--btf",
+    );
     step::run(cmd)?;
     say(&format!("eBPF object: {EBPF_OBJECT}"));
     Ok(())
@@ -60,34 +62,69 @@ pub fn run(args: &[String]) -> Result<()> {
     if succeeds("bpf-linker", &["--version"]) {
         ebpf()?;
     } else {
-        say("bpf-linker is missing (`cargo xtask setup` installs it): the agent runs without probes");
+        say(
+            "bpf-linker is missing (`cargo xtask setup` installs it): the agent runs without probes",
+        );
     }
     say("building sonde-collector and sonde-agent (release)");
-    step::cargo(&["build", "--release", "-p", "sonde-collector", "-p", "sonde-agent"])?;
+    step::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "sonde-collector",
+        "-p",
+        "sonde-agent",
+    ])?;
     if !can_load_bpf() {
-        say("not root (or no kernel BTF): the agent serves host metrics; probes stay off and /metrics says why");
+        say(
+            "not root (or no kernel BTF): the agent serves host metrics; probes stay off and /metrics says why",
+        );
     }
     let root = step::workspace_root();
-    let (data, buffer) = (root.join(RUN_DIR).join("collector-data"), root.join(RUN_DIR).join("agent-buffer"));
+    let (data, buffer) = (
+        root.join(RUN_DIR).join("collector-data"),
+        root.join(RUN_DIR).join("agent-buffer"),
+    );
     for dir in [&data, &buffer] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     guard::stop_on_interrupt();
 
-    say(&format!("starting sonde-collector; its data: {}", data.display()));
+    say(&format!(
+        "starting sonde-collector; its data: {}",
+        data.display()
+    ));
     let mut cmd = Command::new(step::target_dir().join("release/sonde-collector"));
-    cmd.arg("--data-dir").arg(&data).args(["--http-listen", COLLECTOR_HTTP, "--grpc-listen", COLLECTOR_GRPC]);
+    cmd.arg("--data-dir").arg(&data).args([
+        "--http-listen",
+        COLLECTOR_HTTP,
+        "--grpc-listen",
+        COLLECTOR_GRPC,
+    ]);
     cmd.args(["--otlp-http-listen", COLLECTOR_OTLP_HTTP]);
     let mut collector = Running::spawn("sonde-collector", cmd)?;
-    let port: u16 = COLLECTOR_HTTP.rsplit(':').next().and_then(|p| p.parse().ok()).context("collector port")?;
-    guard::wait_until("sonde-collector's /-/ready", Duration::from_secs(300), || {
-        if collector.exited()? {
-            bail!("sonde-collector exited (its log is above; is {COLLECTOR_HTTP} or {COLLECTOR_GRPC} taken?)");
-        }
-        Ok(http::get(port, "/-/ready").is_ok_and(|r| r.status == 200))
-    })?;
+    let port: u16 = COLLECTOR_HTTP
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("collector port")?;
+    guard::wait_until(
+        "sonde-collector's /-/ready",
+        Duration::from_secs(300),
+        || {
+            if collector.exited()? {
+                bail!(
+                    "sonde-collector exited (its log is above; is {COLLECTOR_HTTP} or {COLLECTOR_GRPC} taken?)"
+                );
+            }
+            Ok(http::get(port, "/-/ready").is_ok_and(|r| r.status == 200))
+        },
+    )?;
 
-    say(&format!("starting sonde-agent, exporting to http://{COLLECTOR_GRPC}; its buffer: {}", buffer.display()));
+    say(&format!(
+        "starting sonde-agent, exporting to http://{COLLECTOR_GRPC}; its buffer: {}",
+        buffer.display()
+    ));
     let mut cmd = Command::new(step::target_dir().join("release/sonde-agent"));
     // Log positions beside the buffer, so a run as an ordinary user needs no /var/lib.
     let positions = buffer.with_file_name("log-positions.json");
@@ -103,11 +140,18 @@ pub fn run(args: &[String]) -> Result<()> {
         .iter()
         .position(|a| a == "--listen")
         .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--listen=").map(str::to_string)))
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--listen=").map(str::to_string))
+        })
         .unwrap_or_else(|| "127.0.0.1:9101".into())
         .replace("0.0.0.0", "127.0.0.1");
-    say(&format!("query:  http://{COLLECTOR_HTTP}/api/v1/query?query=node_load1 (the Prometheus API; Grafana: a Prometheus data source at http://{COLLECTOR_HTTP})"));
-    say(&format!("logs:   http://{COLLECTOR_HTTP}/loki/api/v1/query_range?query={{namespace=~\".+\"}} (Loki's API, from /var/log/pods; Grafana: a Loki data source at http://{COLLECTOR_HTTP})"));
+    say(&format!(
+        "query:  http://{COLLECTOR_HTTP}/api/v1/query?query=node_load1 (the Prometheus API; Grafana: a Prometheus data source at http://{COLLECTOR_HTTP})"
+    ));
+    say(&format!(
+        "logs:   http://{COLLECTOR_HTTP}/loki/api/v1/query_range?query={{namespace=~\".+\"}} (Loki's API, from /var/log/pods; Grafana: a Loki data source at http://{COLLECTOR_HTTP})"
+    ));
     say(&format!("agent:  http://{agent_listen}/metrics"));
     say("Ctrl-C stops both");
     loop {
@@ -115,7 +159,11 @@ pub fn run(args: &[String]) -> Result<()> {
             say("stopping sonde-agent and sonde-collector");
             drop(agent);
             drop(collector);
-            return if e.to_string() == "interrupted" { Ok(()) } else { Err(e) };
+            return if e.to_string() == "interrupted" {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         if agent.exited()? {
             bail!("sonde-agent exited (its log is above)");

@@ -80,7 +80,9 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     if build::can_load_bpf() {
         cmd.env("SONDE_REQUIRE_BPF", "1");
     } else {
-        step::say("this machine cannot load BPF (not root or no BTF): eBPF tests will print SKIPPED");
+        step::say(
+            "this machine cannot load BPF (not root or no BTF): eBPF tests will print SKIPPED",
+        );
     }
     step::say("running the test suite");
     step::run(cmd)

@@ -9,26 +9,56 @@ use crate::step::{self, say, succeeds};
 
 /// Debian packages: the eBPF toolchain's LLVM, and the real peers the tests run.
 const PACKAGES: &[(&str, &str)] = &[
-    ("protobuf-compiler", "protoc, which prometheus-client's protobuf encoder (the agent's OTLP export) builds with"),
+    (
+        "protobuf-compiler",
+        "protoc, which prometheus-client's protobuf encoder (the agent's OTLP export) builds with",
+    ),
     ("llvm-22-dev", "LLVM 22, for bpf-linker"),
-    ("libpolly-22-dev", "LLVM 22's Polly, which bpf-linker links against"),
+    (
+        "libpolly-22-dev",
+        "LLVM 22's Polly, which bpf-linker links against",
+    ),
     ("libzstd-dev", "zstd, for bpf-linker"),
     ("zlib1g-dev", "zlib, for bpf-linker"),
-    ("prometheus-node-exporter", "the real node_exporter, for parity tests and benchmarks"),
-    ("prometheus", "the real Prometheus 2.42 and promtool: /metrics checks, PromQL differential tests, benchmarks"),
-    ("victoria-metrics", "the real VictoriaMetrics, the collector's other storage peer in benchmarks"),
-    ("prometheus-alertmanager", "the real Alertmanager, which the collector's alerts are sent to"),
+    (
+        "prometheus-node-exporter",
+        "the real node_exporter, for parity tests and benchmarks",
+    ),
+    (
+        "prometheus",
+        "the real Prometheus 2.42 and promtool: /metrics checks, PromQL differential tests, benchmarks",
+    ),
+    (
+        "victoria-metrics",
+        "the real VictoriaMetrics, the collector's other storage peer in benchmarks",
+    ),
+    (
+        "prometheus-alertmanager",
+        "the real Alertmanager, which the collector's alerts are sent to",
+    ),
     ("iproute2", "network namespaces for the TCP probe tests"),
     ("util-linux", "losetup, for the block I/O probe tests"),
-    ("bpftrace", "the reference per-cgroup run-queue histogram in benchmarks"),
-    ("rsyslog", "a real file-tailing log shipper (imfile -> TCP), the log path's peer in benchmarks"),
+    (
+        "bpftrace",
+        "the reference per-cgroup run-queue histogram in benchmarks",
+    ),
+    (
+        "rsyslog",
+        "a real file-tailing log shipper (imfile -> TCP), the log path's peer in benchmarks",
+    ),
 ];
 
 pub fn run() -> Result<()> {
     install_packages()?;
-    if !Command::new("rustup").args(["component", "list", "--installed"]).output().is_ok_and(|o| {
-        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src"))
-    }) {
+    if !Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("rust-src"))
+        })
+    {
         say("installing rustup component rust-src (to build core for bpfel-unknown-none)");
         step::run({
             let mut c = Command::new("rustup");
@@ -45,7 +75,14 @@ pub fn run() -> Result<()> {
         let prefix = Command::new("llvm-config-22").arg("--prefix").output()?;
         let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
         let mut c = Command::new("cargo");
-        c.args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22"]).env("LLVM_PREFIX", prefix);
+        c.args([
+            "install",
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("LLVM_PREFIX", prefix);
         step::run(c)?;
     }
     Ok(())
@@ -80,13 +117,21 @@ fn install_packages() -> Result<()> {
         c
     })?;
     let mut c = Command::new("apt-get");
-    c.args(["install", "-y", "-q", "--no-install-recommends"]).env("DEBIAN_FRONTEND", "noninteractive");
+    c.args(["install", "-y", "-q", "--no-install-recommends"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
     c.args(missing.iter().map(|(p, _)| *p));
     say("apt-get install");
     step::run(c)?;
     // Debian starts these as services on install; the tests and benchmarks start their own.
     let _ = Command::new("systemctl")
-        .args(["disable", "--now", "prometheus-node-exporter", "prometheus", "victoria-metrics", "prometheus-alertmanager"])
+        .args([
+            "disable",
+            "--now",
+            "prometheus-node-exporter",
+            "prometheus",
+            "victoria-metrics",
+            "prometheus-alertmanager",
+        ])
         .status();
     Ok(())
 }

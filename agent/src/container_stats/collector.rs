@@ -48,11 +48,20 @@ impl ContainerStats {
     /// `v1_root` holds the v1 hierarchies (`/sys/fs/cgroup`); the v2 tree is the one
     /// `workloads` resolves against. `sysfs` names block devices. At most
     /// `max_containers` pod and container cgroups are read per scrape.
-    pub fn new(workloads: Arc<Mutex<Workloads>>, v1_root: PathBuf, sysfs: PathBuf, max_containers: usize) -> Self {
+    pub fn new(
+        workloads: Arc<Mutex<Workloads>>,
+        v1_root: PathBuf,
+        sysfs: PathBuf,
+        max_containers: usize,
+    ) -> Self {
         let v2_root = lock(&workloads).cgroup_root().map(Path::to_path_buf);
         // SAFETY: sysconf only reads a configuration value.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let ns_per_tick = if ticks > 0 { 1_000_000_000 / ticks as u64 } else { 10_000_000 };
+        let ns_per_tick = if ticks > 0 {
+            1_000_000_000 / ticks as u64
+        } else {
+            10_000_000
+        };
         ContainerStats {
             workloads,
             v2_root,
@@ -70,7 +79,9 @@ impl ContainerStats {
 
     /// Every admitted cgroup's labels and values, now.
     fn scrape(&self) -> Vec<Tracked> {
-        let Some((home, is_v2)) = walk::home(self.v2_root.as_deref(), &self.v1) else { return Vec::new() };
+        let Some((home, is_v2)) = walk::home(self.v2_root.as_deref(), &self.v1) else {
+            return Vec::new();
+        };
         let admitted = self.admit(walk::find(home, is_v2, &self.v1, &self.unrecognized));
         // Naming is in-memory lookups: one short hold for all, none across file reads.
         let workloads: Vec<Workload> = {
@@ -81,12 +92,29 @@ impl ContainerStats {
         let mut out = Vec::with_capacity(admitted.len());
         for (c, workload) in admitted.iter().zip(workloads) {
             reader.begin();
-            let mut stats =
-                Stats { processes: reader.value(home, &c.rel, "cgroup.procs", parse::pids), ..Stats::default() };
+            let mut stats = Stats {
+                processes: reader.value(home, &c.rel, "cgroup.procs", parse::pids),
+                ..Stats::default()
+            };
             if is_v2 {
-                v2::read(&mut reader, home, &c.rel, &c.layout, &self.devices, &mut stats);
+                v2::read(
+                    &mut reader,
+                    home,
+                    &c.rel,
+                    &c.layout,
+                    &self.devices,
+                    &mut stats,
+                );
             }
-            v1::read(&mut reader, &self.v1, &c.rel, &c.layout, &self.devices, self.ns_per_tick, &mut stats);
+            v1::read(
+                &mut reader,
+                &self.v1,
+                &c.rel,
+                &c.layout,
+                &self.devices,
+                self.ns_per_tick,
+                &mut stats,
+            );
             // Stopped while we read: left out, as if the scrape had come a moment later.
             if !reader.gone {
                 out.push(Tracked { workload, stats });
@@ -104,12 +132,14 @@ impl ContainerStats {
             let total = found.len();
             // Cgroups served before keep their place, so their series do not flap as
             // others come and go; newcomers get the room left, in path order.
-            let (mut keep, new): (Vec<_>, Vec<_>) = found.into_iter().partition(|c| tracked.contains(&c.rel));
+            let (mut keep, new): (Vec<_>, Vec<_>) =
+                found.into_iter().partition(|c| tracked.contains(&c.rel));
             keep.truncate(self.max_containers);
             let room = self.max_containers - keep.len();
             keep.extend(new.into_iter().take(room));
             keep.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-            self.refused.fetch_add((total - keep.len()) as u64, Ordering::Relaxed);
+            self.refused
+                .fetch_add((total - keep.len()) as u64, Ordering::Relaxed);
             if !self.warned_cap.swap(true, Ordering::Relaxed) {
                 warn!(
                     max = self.max_containers,

@@ -20,7 +20,10 @@ pub struct DeviceNames {
 
 impl DeviceNames {
     pub fn new(sysfs: PathBuf) -> DeviceNames {
-        DeviceNames { sysfs, known: Mutex::new(HashMap::new()) }
+        DeviceNames {
+            sysfs,
+            known: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `/dev/<name>`, or `major:minor` when sysfs does not know the device (cAdvisor
@@ -31,11 +34,16 @@ impl DeviceNames {
         }
         // Read without the lock: a concurrent scrape may look up other devices meanwhile.
         let uevent = self.sysfs.join(format!("dev/block/{major}:{minor}/uevent"));
-        let found = std::fs::read_to_string(uevent)
-            .ok()
-            .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(|n| format!("/dev/{n}"))));
+        let found = std::fs::read_to_string(uevent).ok().and_then(|u| {
+            u.lines()
+                .find_map(|l| l.strip_prefix("DEVNAME=").map(|n| format!("/dev/{n}")))
+        });
         match found {
-            Some(name) => self.lock().entry((major, minor)).or_insert_with(|| Arc::from(name)).clone(),
+            Some(name) => self
+                .lock()
+                .entry((major, minor))
+                .or_insert_with(|| Arc::from(name))
+                .clone(),
             // Not cached: a loop device may be attached later under the same number.
             None => Arc::from(format!("{major}:{minor}")),
         }

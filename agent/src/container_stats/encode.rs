@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
+};
 
 use super::stats::{Cfs, DeviceIo, Stats};
 use crate::{
@@ -59,7 +61,13 @@ use Kind::{Counter, Gauge};
 
 /// One family with a sample per cgroup that has the value: (type, name without
 /// `_total`, extra label, value, HELP).
-type Family = (Kind, &'static str, Option<(&'static str, &'static str)>, fn(&Stats) -> Option<f64>, &'static str);
+type Family = (
+    Kind,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    fn(&Stats) -> Option<f64>,
+    &'static str,
+);
 
 #[rustfmt::skip]
 const PER_CGROUP: &[Family] = &[
@@ -117,7 +125,15 @@ const PER_DISK: &[DiskFamily] = &[
 
 pub fn families(enc: &mut DescriptorEncoder, all: &[Tracked]) -> fmt::Result {
     for &(kind, name, extra, value, help) in PER_CGROUP {
-        let samples = all.iter().filter_map(|t| Some((Series { w: &t.workload, extra }, value(&t.stats)?)));
+        let samples = all.iter().filter_map(|t| {
+            Some((
+                Series {
+                    w: &t.workload,
+                    extra,
+                },
+                value(&t.stats)?,
+            ))
+        });
         match kind {
             Counter => counter(enc, name, help, samples)?,
             Gauge => gauge(enc, name, help, samples)?,
@@ -125,10 +141,15 @@ pub fn families(enc: &mut DescriptorEncoder, all: &[Tracked]) -> fmt::Result {
     }
     for &(name, value, help) in PER_DISK {
         let samples = all.iter().flat_map(|t| {
-            t.stats
-                .io
-                .iter()
-                .filter_map(|d| Some((Series { w: &t.workload, extra: Some(("device", &d.device)) }, value(d)?)))
+            t.stats.io.iter().filter_map(|d| {
+                Some((
+                    Series {
+                        w: &t.workload,
+                        extra: Some(("device", &d.device)),
+                    },
+                    value(d)?,
+                ))
+            })
         });
         counter(enc, name, help, samples)?;
     }

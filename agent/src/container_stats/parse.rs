@@ -12,7 +12,9 @@ pub fn number(text: &str) -> Option<u64> {
 pub fn keyed<const N: usize>(text: &str, keys: [&str; N]) -> Option<[u64; N]> {
     let mut out = [None; N];
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(' ') else { continue };
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
         if let Some(i) = keys.iter().position(|k| *k == key) {
             out[i] = Some(value.trim().parse().ok()?);
         }
@@ -47,14 +49,21 @@ pub fn pressure(text: &str) -> Option<Pressure> {
     let (mut some, mut full) = (None, None);
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (kind, fields) = line.split_once(' ')?;
-        let total = fields.split(' ').find_map(|f| f.strip_prefix("total="))?.parse().ok()?;
+        let total = fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix("total="))?
+            .parse()
+            .ok()?;
         match kind {
             "some" => some = Some(total),
             "full" => full = Some(total),
             _ => return None,
         }
     }
-    Some(Pressure { some_us: some?, full_us: full })
+    Some(Pressure {
+        some_us: some?,
+        full_us: full,
+    })
 }
 
 /// A block device as `major:minor`.
@@ -85,7 +94,9 @@ pub fn io_stat(text: &str) -> Option<Vec<(Dev, IoCounts)>> {
         let mut seen = 0u8;
         let mut c = IoCounts::default();
         for field in fields {
-            let Some((key, value)) = field.split_once('=') else { continue };
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
             let slot = match key {
                 "rbytes" => &mut c.read_bytes,
                 "wbytes" => &mut c.write_bytes,
@@ -142,13 +153,27 @@ mod tests {
 
     #[test]
     fn keyed_files() {
-        let cpu = "usage_usec 2396158641\nuser_usec 1951279441\nsystem_usec 444879199\nnice_usec 0\n";
-        assert_eq!(keyed(cpu, ["usage_usec", "system_usec"]), Some([2396158641, 444879199]));
-        assert_eq!(keyed(cpu, ["usage_usec", "nr_periods"]), None, "a wanted key is missing");
+        let cpu =
+            "usage_usec 2396158641\nuser_usec 1951279441\nsystem_usec 444879199\nnice_usec 0\n";
+        assert_eq!(
+            keyed(cpu, ["usage_usec", "system_usec"]),
+            Some([2396158641, 444879199])
+        );
+        assert_eq!(
+            keyed(cpu, ["usage_usec", "nr_periods"]),
+            None,
+            "a wanted key is missing"
+        );
         // memory.stat has both `inactive_file` and `total_inactive_file` in v1.
         let v1 = "inactive_file 1\ntotal_inactive_file 2\n";
         assert_eq!(keyed(v1, ["total_inactive_file"]), Some([2]));
-        for bad in ["usage_usec x\n", "usage_usec\n", "usage_usec -1\n", "", "\u{0}\u{ff}"] {
+        for bad in [
+            "usage_usec x\n",
+            "usage_usec\n",
+            "usage_usec -1\n",
+            "",
+            "\u{0}\u{ff}",
+        ] {
             assert_eq!(keyed(bad, ["usage_usec"]), None, "{bad:?}");
         }
     }
@@ -165,22 +190,50 @@ mod tests {
 
     #[test]
     fn pressure_some_and_full() {
-        let t =
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=3863183\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=35\n";
-        assert_eq!(pressure(t), Some(Pressure { some_us: 3863183, full_us: Some(35) }));
-        assert_eq!(pressure("some total=7\n"), Some(Pressure { some_us: 7, full_us: None }));
-        for bad in ["", "some\n", "full total=1\n", "some total=x\n", "some avg10=1\n", "other total=1\n"] {
+        let t = "some avg10=0.00 avg60=0.00 avg300=0.00 total=3863183\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=35\n";
+        assert_eq!(
+            pressure(t),
+            Some(Pressure {
+                some_us: 3863183,
+                full_us: Some(35)
+            })
+        );
+        assert_eq!(
+            pressure("some total=7\n"),
+            Some(Pressure {
+                some_us: 7,
+                full_us: None
+            })
+        );
+        for bad in [
+            "",
+            "some\n",
+            "full total=1\n",
+            "some total=x\n",
+            "some avg10=1\n",
+            "other total=1\n",
+        ] {
             assert_eq!(pressure(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn io_stat_lines() {
-        let t = "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n7:3 cost.vrate=100.00\n";
-        let c = IoCounts { read_bytes: 4096, write_bytes: 8192, reads: 1, writes: 2 };
+        let t =
+            "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n7:3 cost.vrate=100.00\n";
+        let c = IoCounts {
+            read_bytes: 4096,
+            write_bytes: 8192,
+            reads: 1,
+            writes: 2,
+        };
         assert_eq!(io_stat(t), Some(vec![((254, 0), c)]));
         assert_eq!(io_stat(""), Some(vec![]));
-        for bad in ["x rbytes=1\n", "8:0 rbytes=x wbytes=1 rios=1 wios=1\n", "8 rbytes=1\n"] {
+        for bad in [
+            "x rbytes=1\n",
+            "8:0 rbytes=x wbytes=1 rios=1 wios=1\n",
+            "8 rbytes=1\n",
+        ] {
             assert_eq!(io_stat(bad), None, "{bad:?}");
         }
     }

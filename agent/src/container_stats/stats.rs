@@ -54,7 +54,10 @@ impl Stats {
     /// cAdvisor's working set: usage less the inactive file cache (reclaimable first),
     /// floored at 0.
     pub fn working_set(&self) -> Option<u64> {
-        Some(self.memory_usage?.saturating_sub(self.memory?.inactive_file))
+        Some(
+            self.memory_usage?
+                .saturating_sub(self.memory?.inactive_file),
+        )
     }
 }
 
@@ -69,7 +72,11 @@ pub struct DeviceIo {
 
 impl DeviceIo {
     pub fn v2(device: Arc<str>, c: IoCounts) -> DeviceIo {
-        DeviceIo { device, bytes: Some((c.read_bytes, c.write_bytes)), ops: Some((c.reads, c.writes)) }
+        DeviceIo {
+            device,
+            bytes: Some((c.read_bytes, c.write_bytes)),
+            ops: Some((c.reads, c.writes)),
+        }
     }
 }
 
@@ -87,7 +94,13 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(home: &'a Path, errors: &'a AtomicU64) -> Reader<'a> {
-        Reader { errors, home, path: PathBuf::with_capacity(256), text: String::with_capacity(8 * 1024), gone: false }
+        Reader {
+            errors,
+            home,
+            path: PathBuf::with_capacity(256),
+            text: String::with_capacity(8 * 1024),
+            gone: false,
+        }
     }
 
     /// Starts on the next cgroup.
@@ -98,7 +111,13 @@ impl<'a> Reader<'a> {
     /// Reads `<base>/<rel>/<file>` and parses it. A failed read or a parse that says
     /// `None` is counted and logged, and the value skipped. Once the cgroup is gone,
     /// its remaining reads are skipped without counting: one stop, one error.
-    pub fn value<T>(&mut self, base: &Path, rel: &str, file: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    pub fn value<T>(
+        &mut self,
+        base: &Path,
+        rel: &str,
+        file: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
         if self.gone {
             return None;
         }
@@ -110,7 +129,9 @@ impl<'a> Reader<'a> {
         // Through `take`: cgroup files report size 0, and `File::read_to_string`
         // would stat and seek for a size hint first. Into the reused buffer it is
         // one read for the data and one for the end.
-        if let Err(e) = File::open(&self.path).and_then(|f| f.take(u64::MAX).read_to_string(&mut self.text)) {
+        if let Err(e) =
+            File::open(&self.path).and_then(|f| f.take(u64::MAX).read_to_string(&mut self.text))
+        {
             if vanished(&e) && !self.home.join(rel.trim_start_matches('/')).exists() {
                 self.gone = true;
             }

@@ -113,7 +113,10 @@ pub fn home<'a>(v2: Option<&'a Path>, v1: &'a V1Roots) -> Option<(&'a Path, bool
     if let Some(root) = v2.filter(|r| has_pods(r)) {
         return Some((root, true));
     }
-    [&v1.cpuacct, &v1.memory].into_iter().find(|r| has_pods(r)).map(|r| (r.as_path(), false))
+    [&v1.cpuacct, &v1.memory]
+        .into_iter()
+        .find(|r| has_pods(r))
+        .map(|r| (r.as_path(), false))
 }
 
 /// A pod-level or container cgroup, by its path relative to the hierarchy root.
@@ -147,7 +150,9 @@ pub fn find(home: &Path, v2: bool, v1: &V1Roots, unrecognized: &AtomicU64) -> Ve
         let mut stack = vec![(dir, format!("/{top}"), Level::Above, 1)];
         while let Some((dir, rel, level, depth)) = stack.pop() {
             // Directories vanish mid-walk all the time (containers stop): skip, don't fail.
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
@@ -162,12 +167,20 @@ pub fn find(home: &Path, v2: bool, v1: &V1Roots, unrecognized: &AtomicU64) -> Ve
                 let identity = containers::parse(&child);
                 match (level, identity.map(|i| i.container.is_some())) {
                     // kubepods -> QoS slice -> pod: pods are at depth 2 or 3.
-                    (Level::Above, None) if depth < 2 => stack.push((entry.path(), child, Level::Above, depth + 1)),
+                    (Level::Above, None) if depth < 2 => {
+                        stack.push((entry.path(), child, Level::Above, depth + 1))
+                    }
                     (Level::Above, Some(false)) => {
-                        out.push(Candidate { rel: Arc::from(child.as_str()), layout });
+                        out.push(Candidate {
+                            rel: Arc::from(child.as_str()),
+                            layout,
+                        });
                         stack.push((entry.path(), child, Level::Pod, depth + 1));
                     }
-                    (Level::Pod, Some(true)) => out.push(Candidate { rel: Arc::from(child), layout }),
+                    (Level::Pod, Some(true)) => out.push(Candidate {
+                        rel: Arc::from(child),
+                        layout,
+                    }),
                     // Runtime helpers: CRI-O's monitor process sits beside its container.
                     (Level::Pod, Some(false)) if name.starts_with("crio-conmon-") => {}
                     _ => {

@@ -37,7 +37,12 @@ pub struct CgroupPaths {
 
 impl CgroupPaths {
     pub fn new(root: Option<PathBuf>, min_walk_interval: Duration) -> CgroupPaths {
-        CgroupPaths { root, by_id: HashMap::new(), last_walk: None, min_walk_interval }
+        CgroupPaths {
+            root,
+            by_id: HashMap::new(),
+            last_walk: None,
+            min_walk_interval,
+        }
     }
 
     pub fn root(&self) -> Option<&Path> {
@@ -67,23 +72,36 @@ impl CgroupPaths {
     }
 
     fn walk_due(&self) -> bool {
-        self.root.is_some() && self.last_walk.is_none_or(|t| t.elapsed() >= self.min_walk_interval)
+        self.root.is_some()
+            && self
+                .last_walk
+                .is_none_or(|t| t.elapsed() >= self.min_walk_interval)
     }
 
     fn walk(&mut self) {
-        let Some(root) = self.root.clone() else { return };
+        let Some(root) = self.root.clone() else {
+            return;
+        };
         self.last_walk = Some(Instant::now());
         let mut by_id = HashMap::with_capacity(self.by_id.len().max(64));
         let mut stack = vec![(root.clone(), String::from("/"))];
         while let Some((dir, rel)) = stack.pop() {
             // Directories vanish mid-walk all the time (containers stop): skip, don't fail.
-            let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
             by_id.insert(meta.ino(), Arc::from(rel.as_str()));
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     let name = entry.file_name().to_string_lossy().into_owned();
-                    let child = if rel == "/" { format!("/{name}") } else { format!("{rel}/{name}") };
+                    let child = if rel == "/" {
+                        format!("/{name}")
+                    } else {
+                        format!("{rel}/{name}")
+                    };
                     stack.push((entry.path(), child));
                 }
             }
@@ -120,7 +138,10 @@ mod tests {
              40 30 0:35 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n",
         )
         .unwrap();
-        assert_eq!(find_root(&procfs), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            find_root(&procfs),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         std::fs::write(procfs.join("self/mountinfo"), "garbage\n - \n").unwrap();
         assert_eq!(find_root(&procfs), None);
         std::fs::remove_dir_all(&procfs).unwrap();

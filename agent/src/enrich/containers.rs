@@ -76,7 +76,11 @@ fn parse_systemd<'a>(parts: impl Iterator<Item = &'a str>) -> Option<CgroupIdent
         }
         break; // deeper cgroups belong to the container found above
     }
-    Some(CgroupIdentity { pod_uid: pod_uid?, qos, container: container.flatten() })
+    Some(CgroupIdentity {
+        pod_uid: pod_uid?,
+        qos,
+        container: container.flatten(),
+    })
 }
 
 /// `burstable.slice`'s level from `kubepods-burstable` (already stripped of `.slice`).
@@ -109,30 +113,41 @@ fn parse_cgroupfs<'a>(mut parts: impl Iterator<Item = &'a str>) -> Option<Cgroup
     let mut part = parts.next()?;
     let qos = match part {
         "burstable" | "besteffort" => {
-            let level = if part == "burstable" { "burstable" } else { "besteffort" };
+            let level = if part == "burstable" {
+                "burstable"
+            } else {
+                "besteffort"
+            };
             part = parts.next()?;
             level
         }
         _ => "guaranteed",
     };
     let pod_uid = canonical_uid(part.strip_prefix("pod")?)?;
-    let container = parts
-        .next()
-        .and_then(container_id)
-        .map(|id| ContainerRef { runtime: Runtime::Unknown, id });
-    Some(CgroupIdentity { pod_uid, qos, container })
+    let container = parts.next().and_then(container_id).map(|id| ContainerRef {
+        runtime: Runtime::Unknown,
+        id,
+    });
+    Some(CgroupIdentity {
+        pod_uid,
+        qos,
+        container,
+    })
 }
 
 /// A container ID: hex, at least 12 digits (short IDs exist in hand-made setups).
 fn container_id(s: &str) -> Option<String> {
-    (s.len() >= 12 && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+    (s.len() >= 12 && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| s.to_ascii_lowercase())
 }
 
 /// A pod UID: 36 characters of hex in the 8-4-4-4-12 dashed pattern.
 fn canonical_uid(s: &str) -> Option<String> {
     let groups: Vec<&str> = s.split('-').collect();
     let shape_ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
     shape_ok.then(|| s.to_ascii_lowercase())
 }
 
@@ -144,20 +159,47 @@ mod tests {
     const ID: &str = "4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899";
 
     fn container(runtime: Runtime) -> Option<ContainerRef> {
-        Some(ContainerRef { runtime, id: ID.into() })
+        Some(ContainerRef {
+            runtime,
+            id: ID.into(),
+        })
     }
 
     #[test]
     fn systemd_driver_every_runtime_and_qos() {
         let u = UID.replace('-', "_");
         let cases = [
-            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"), "burstable", Runtime::Containerd),
-            (format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"), "besteffort", Runtime::Crio),
-            (format!("/kubepods.slice/kubepods-pod{u}.slice/docker-{ID}.scope"), "guaranteed", Runtime::Docker),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"
+                ),
+                "burstable",
+                Runtime::Containerd,
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"
+                ),
+                "besteffort",
+                Runtime::Crio,
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod{u}.slice/docker-{ID}.scope"),
+                "guaranteed",
+                Runtime::Docker,
+            ),
         ];
         for (path, qos, runtime) in cases {
             let id = parse(&path).unwrap_or_else(|| panic!("{path}"));
-            assert_eq!(id, CgroupIdentity { pod_uid: UID.into(), qos, container: container(runtime) }, "{path}");
+            assert_eq!(
+                id,
+                CgroupIdentity {
+                    pod_uid: UID.into(),
+                    qos,
+                    container: container(runtime)
+                },
+                "{path}"
+            );
         }
     }
 
@@ -169,18 +211,31 @@ mod tests {
             (format!("/kubepods/pod{UID}/{ID}"), "guaranteed"),
         ] {
             let id = parse(&path).unwrap();
-            assert_eq!(id, CgroupIdentity { pod_uid: UID.into(), qos, container: container(Runtime::Unknown) });
+            assert_eq!(
+                id,
+                CgroupIdentity {
+                    pod_uid: UID.into(),
+                    qos,
+                    container: container(Runtime::Unknown)
+                }
+            );
         }
     }
 
     #[test]
     fn pod_level_nested_and_helper_cgroups() {
         let u = UID.replace('-', "_");
-        let pod = parse(&format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice")).unwrap();
+        let pod = parse(&format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice"
+        ))
+        .unwrap();
         assert_eq!((pod.pod_uid.as_str(), pod.container), (UID, None));
         let nested = parse(&format!("/kubepods/pod{UID}/{ID}/init.scope/child")).unwrap();
         assert_eq!(nested.container, container(Runtime::Unknown));
-        let conmon = parse(&format!("/kubepods.slice/kubepods-pod{u}.slice/crio-conmon-{ID}.scope")).unwrap();
+        let conmon = parse(&format!(
+            "/kubepods.slice/kubepods-pod{u}.slice/crio-conmon-{ID}.scope"
+        ))
+        .unwrap();
         assert_eq!(conmon.container, None);
     }
 

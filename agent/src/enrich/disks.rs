@@ -15,7 +15,10 @@ pub struct DiskNames {
 
 impl DiskNames {
     pub fn new(sysfs: PathBuf) -> DiskNames {
-        DiskNames { sysfs, cache: HashMap::new() }
+        DiskNames {
+            sysfs,
+            cache: HashMap::new(),
+        }
     }
 
     /// The device's name, or "major:minor" if sysfs does not know it (any more).
@@ -25,9 +28,10 @@ impl DiskNames {
         }
         let (major, minor) = split_dev(dev);
         let uevent = self.sysfs.join(format!("dev/block/{major}:{minor}/uevent"));
-        let found = std::fs::read_to_string(uevent)
-            .ok()
-            .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_string)));
+        let found = std::fs::read_to_string(uevent).ok().and_then(|u| {
+            u.lines()
+                .find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_string))
+        });
         match found {
             Some(name) => {
                 self.cache.insert(dev, name.clone());
@@ -47,7 +51,11 @@ mod tests {
     fn names_from_a_fake_sysfs() {
         let sysfs = std::env::temp_dir().join(format!("sonde-sys-test-{}", std::process::id()));
         std::fs::create_dir_all(sysfs.join("dev/block/7:3")).unwrap();
-        std::fs::write(sysfs.join("dev/block/7:3/uevent"), "MAJOR=7\nMINOR=3\nDEVNAME=loop3\nDEVTYPE=disk\n").unwrap();
+        std::fs::write(
+            sysfs.join("dev/block/7:3/uevent"),
+            "MAJOR=7\nMINOR=3\nDEVNAME=loop3\nDEVTYPE=disk\n",
+        )
+        .unwrap();
         let mut names = DiskNames::new(sysfs.clone());
         assert_eq!(names.name(7 << 20 | 3), "loop3");
         assert_eq!(names.name(8 << 20 | 1), "8:1");

@@ -50,7 +50,10 @@ impl Workload {
 
     /// A workload known only by its cgroup id (it vanished before it was named).
     pub fn unnamed(id: u64) -> Workload {
-        Workload { cgroup: Arc::from(format!("id:{id}").as_str()), ..Workload::default() }
+        Workload {
+            cgroup: Arc::from(format!("id:{id}").as_str()),
+            ..Workload::default()
+        }
     }
 }
 
@@ -69,11 +72,25 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    pub fn new(paths: CgroupPaths, pods: Option<PodIndex>, label_keys: &[String], grace: Duration) -> Workloads {
+    pub fn new(
+        paths: CgroupPaths,
+        pods: Option<PodIndex>,
+        label_keys: &[String],
+        grace: Duration,
+    ) -> Workloads {
         // Label names are fixed for the agent's life: leaking them once gives the
         // `&'static str` keys every series shares.
-        let label_keys = label_keys.iter().map(|k| (k.clone(), &*Box::leak(label_name(k).into_boxed_str()))).collect();
-        Workloads { paths, pods, label_keys, known: HashMap::new(), grace }
+        let label_keys = label_keys
+            .iter()
+            .map(|k| (k.clone(), &*Box::leak(label_name(k).into_boxed_str())))
+            .collect();
+        Workloads {
+            paths,
+            pods,
+            label_keys,
+            known: HashMap::new(),
+            grace,
+        }
     }
 
     /// The cgroup v2 root being resolved against, if one was found.
@@ -85,13 +102,20 @@ impl Workloads {
     pub fn workload(&mut self, id: u64) -> Arc<Workload> {
         match self.paths.path(id) {
             Some(path) => self.refresh(id, path),
-            None => self.known.get(&id).map(|k| k.workload.clone()).unwrap_or_else(|| Arc::new(Workload::unnamed(id))),
+            None => self
+                .known
+                .get(&id)
+                .map(|k| k.workload.clone())
+                .unwrap_or_else(|| Arc::new(Workload::unnamed(id))),
         }
     }
 
     /// Resolves `ids`. Returns their workloads and the ids gone for longer than the
     /// grace period, whose kernel map entries the caller should drop.
-    pub fn resolve(&mut self, ids: impl IntoIterator<Item = u64>) -> (HashMap<u64, Arc<Workload>>, HashSet<u64>) {
+    pub fn resolve(
+        &mut self,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> (HashMap<u64, Arc<Workload>>, HashSet<u64>) {
         let now = Instant::now();
         let mut out = HashMap::new();
         let mut expired = HashSet::new();
@@ -127,7 +151,13 @@ impl Workloads {
             }
             _ => {
                 let w = Arc::new(fresh);
-                self.known.insert(id, Known { workload: w.clone(), gone_since: None });
+                self.known.insert(
+                    id,
+                    Known {
+                        workload: w.clone(),
+                        gone_since: None,
+                    },
+                );
                 w
             }
         }
@@ -136,13 +166,21 @@ impl Workloads {
     /// What ran in the cgroup at `cgroup` (a path relative to the v2 root), from
     /// the path and the pod metadata known now.
     pub fn describe(&self, cgroup: Arc<str>) -> Workload {
-        let mut w = Workload { cgroup: cgroup.clone(), ..Workload::default() };
-        let Some(identity) = containers::parse(&cgroup) else { return w };
+        let mut w = Workload {
+            cgroup: cgroup.clone(),
+            ..Workload::default()
+        };
+        let Some(identity) = containers::parse(&cgroup) else {
+            return w;
+        };
         if let Some(c) = &identity.container {
             w.container_id = c.id.clone();
         }
         let Some(pods) = &self.pods else { return w };
-        let by_container = identity.container.as_ref().and_then(|c| pods.container(&c.id));
+        let by_container = identity
+            .container
+            .as_ref()
+            .and_then(|c| pods.container(&c.id));
         let pod = if let Some((pod, container)) = by_container {
             w.container = container.name.clone();
             w.image = container.image.clone();
@@ -167,7 +205,10 @@ impl Workloads {
 
 /// `app.kubernetes.io/name` -> `label_app_kubernetes_io_name`.
 fn label_name(key: &str) -> String {
-    let clean: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let clean: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     format!("label_{clean}")
 }
 
@@ -177,7 +218,10 @@ mod tests {
 
     #[test]
     fn label_names_are_prometheus_safe() {
-        assert_eq!(label_name("app.kubernetes.io/name"), "label_app_kubernetes_io_name");
+        assert_eq!(
+            label_name("app.kubernetes.io/name"),
+            "label_app_kubernetes_io_name"
+        );
         assert_eq!(label_name("team"), "label_team");
     }
 
@@ -193,11 +237,17 @@ mod tests {
         let mut w = Workloads::new(paths, None, &[], Duration::from_millis(300));
         let (found, gone) = w.resolve([ino]);
         assert!(gone.is_empty());
-        assert_eq!(found[&ino].container_id, id, "labelled by container id without the API");
+        assert_eq!(
+            found[&ino].container_id, id,
+            "labelled by container id without the API"
+        );
         assert_eq!(&*found[&ino].cgroup, format!("/kubepods/pod{uid}/{id}"));
         std::fs::remove_dir_all(&root).unwrap();
         let (found, gone) = w.resolve([ino]);
-        assert!(gone.is_empty() && found[&ino].container_id == id, "kept during the grace period");
+        assert!(
+            gone.is_empty() && found[&ino].container_id == id,
+            "kept during the grace period"
+        );
         std::thread::sleep(Duration::from_millis(350));
         let (found, gone) = w.resolve([ino]);
         assert!(found.is_empty() && gone.contains(&ino), "expired after it");

@@ -61,7 +61,10 @@ pub fn counter<S: EncodeLabelSet>(
     help: &str,
     samples: impl IntoIterator<Item = (S, f64)>,
 ) -> fmt::Result {
-    debug_assert!(!name.ends_with("_total"), "counter {name}: leave _total to the encoder");
+    debug_assert!(
+        !name.ends_with("_total"),
+        "counter {name}: leave _total to the encoder"
+    );
     family(enc, name, help, MetricType::Counter, samples)
 }
 
@@ -98,7 +101,9 @@ pub fn histogram<S: EncodeLabelSet>(
     let mut metric = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for s in samples {
         let count = s.buckets.iter().map(|b| b.1).sum();
-        metric.encode_family(&s.labels)?.encode_histogram::<NoLabelSet>(s.sum, count, &s.buckets, None)?;
+        metric
+            .encode_family(&s.labels)?
+            .encode_histogram::<NoLabelSet>(s.sum, count, &s.buckets, None)?;
     }
     Ok(())
 }

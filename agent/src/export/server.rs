@@ -20,7 +20,9 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds `addr`; binding errors surface before the agent reports it is serving.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))
 }
 
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) -> anyhow::Result<()> {
@@ -34,9 +36,11 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) -> anyhow::Re
 }
 
 async fn index() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-     "<html><head><title>Sonde agent</title></head><body><h1>Sonde agent</h1>\
-      <p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p></body></html>\n")
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<html><head><title>Sonde agent</title></head><body><h1>Sonde agent</h1>\
+      <p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p></body></html>\n",
+    )
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Response {
@@ -52,9 +56,25 @@ async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> R
     })
     .await;
     match encoded {
-        Ok(Ok(om)) if openmetrics => ([(header::CONTENT_TYPE, OPENMETRICS)], drop_empty_label_sets(om)).into_response(),
-        Ok(Ok(om)) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], openmetrics_to_prometheus(&om)).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("collecting metrics: {e}\n")).into_response(),
+        Ok(Ok(om)) if openmetrics => (
+            [(header::CONTENT_TYPE, OPENMETRICS)],
+            drop_empty_label_sets(om),
+        )
+            .into_response(),
+        Ok(Ok(om)) => (
+            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            openmetrics_to_prometheus(&om),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("collecting metrics: {e}\n"),
+        )
+            .into_response(),
     }
 }

@@ -45,7 +45,10 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
             continue; // # UNIT, # EOF
         }
         if let Some(family) = counter_family {
-            if line.strip_prefix(family).is_some_and(|r| r.starts_with("_created")) {
+            if line
+                .strip_prefix(family)
+                .is_some_and(|r| r.starts_with("_created"))
+            {
                 continue;
             }
         }
@@ -143,19 +146,36 @@ mod tests {
     #[test]
     fn strips_exemplars_but_not_label_text() {
         let om = "# TYPE h histogram\nh_bucket{le=\"1\",x=\"a # b\"} 3 # {trace_id=\"x\"} 0.5\n";
-        assert_eq!(openmetrics_to_prometheus(om), "# TYPE h histogram\nh_bucket{le=\"1\",x=\"a # b\"} 3\n");
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# TYPE h histogram\nh_bucket{le=\"1\",x=\"a # b\"} 3\n"
+        );
     }
 
     #[test]
     fn drops_empty_label_sets_only() {
         let om = "# TYPE up gauge\nup{} 1\nx{a=\"{} \"} 2\n# EOF\n".to_string();
-        assert_eq!(drop_empty_label_sets(om.clone()), "# TYPE up gauge\nup 1\nx{a=\"{} \"} 2\n# EOF\n");
-        assert_eq!(openmetrics_to_prometheus(&om), "# TYPE up gauge\nup 1\nx{a=\"{} \"} 2\n");
+        assert_eq!(
+            drop_empty_label_sets(om.clone()),
+            "# TYPE up gauge\nup 1\nx{a=\"{} \"} 2\n# EOF\n"
+        );
+        assert_eq!(
+            openmetrics_to_prometheus(&om),
+            "# TYPE up gauge\nup 1\nx{a=\"{} \"} 2\n"
+        );
     }
 
     #[test]
     fn survives_garbage() {
-        for junk in ["", "#", "# TYPE", "# HELP x", "}{ # ", "\u{0}\u{1}", "# TYPE x counter\nx"] {
+        for junk in [
+            "",
+            "#",
+            "# TYPE",
+            "# HELP x",
+            "}{ # ",
+            "\u{0}\u{1}",
+            "# TYPE x counter\nx",
+        ] {
             let _ = openmetrics_to_prometheus(junk);
         }
     }

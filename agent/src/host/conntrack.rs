@@ -14,13 +14,31 @@ pub(super) struct Conntrack;
 /// Statistics node_exporter serves: column in /proc/net/stat/nf_conntrack, help.
 const STATS: [(&str, &str); 8] = [
     ("found", "Number of searched entries which were successful."),
-    ("invalid", "Number of packets seen which can not be tracked."),
-    ("ignore", "Number of packets seen which are already connected to a conntrack entry."),
+    (
+        "invalid",
+        "Number of packets seen which can not be tracked.",
+    ),
+    (
+        "ignore",
+        "Number of packets seen which are already connected to a conntrack entry.",
+    ),
     ("insert", "Number of entries inserted into the list."),
-    ("insert_failed", "Number of entries for which list insertion was attempted but failed."),
-    ("drop", "Number of packets dropped due to conntrack failure."),
-    ("early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
-    ("search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+    (
+        "insert_failed",
+        "Number of entries for which list insertion was attempted but failed.",
+    ),
+    (
+        "drop",
+        "Number of packets dropped due to conntrack failure.",
+    ),
+    (
+        "early_drop",
+        "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached.",
+    ),
+    (
+        "search_restart",
+        "Number of conntrack table lookups which had to be restarted due to hashtable resizes.",
+    ),
 ];
 
 impl Collect for Conntrack {
@@ -32,7 +50,8 @@ impl Collect for Conntrack {
         let count = src.proc("sys/net/netfilter/nf_conntrack_count")?;
         let max = src.proc("sys/net/netfilter/nf_conntrack_max")?;
         let stats = parse_stats(&src.proc("net/stat/nf_conntrack")?)?;
-        let number = |text: &str, file| field::<u64>(Some(text.trim()), file, text.trim()).map(|v| v as f64);
+        let number =
+            |text: &str, file| field::<u64>(Some(text.trim()), file, text.trim()).map(|v| v as f64);
         let entries = number(&count, "nf_conntrack_count")?;
         let limit = number(&max, "nf_conntrack_max")?;
 
@@ -62,10 +81,17 @@ impl Collect for Conntrack {
 fn parse_stats(text: &str) -> Result<[f64; STATS.len()], Error> {
     let bad = |what: &str| Error::parse(format!("/proc/net/stat/nf_conntrack: {what}"));
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or_else(|| bad("empty"))?.split_ascii_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| bad("empty"))?
+        .split_ascii_whitespace()
+        .collect();
     let mut columns = [0usize; STATS.len()];
     for (slot, (name, _)) in columns.iter_mut().zip(STATS) {
-        *slot = header.iter().position(|h| *h == name).ok_or_else(|| bad(&format!("no column {name}")))?;
+        *slot = header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| bad(&format!("no column {name}")))?;
     }
     let mut sums = [0.0; STATS.len()];
     for line in lines {
@@ -74,7 +100,8 @@ fn parse_stats(text: &str) -> Result<[f64; STATS.len()], Error> {
             return Err(bad(&format!("bad row {line:?}")));
         }
         for (sum, &column) in sums.iter_mut().zip(&columns) {
-            *sum += u64::from_str_radix(row[column], 16).map_err(|_| bad(&format!("bad row {line:?}")))? as f64;
+            *sum += u64::from_str_radix(row[column], 16)
+                .map_err(|_| bad(&format!("bad row {line:?}")))? as f64;
         }
     }
     Ok(sums)
@@ -91,14 +118,19 @@ mod tests {
 
     #[test]
     fn sums_cpus_by_column_name() {
-        assert_eq!(parse_stats(STAT).unwrap(), [11.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 24.0]);
+        assert_eq!(
+            parse_stats(STAT).unwrap(),
+            [11.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 24.0]
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in
-            ["", "entries found\n", "found invalid ignore insert insert_failed drop early_drop search_restart\n1 2\n"]
-        {
+        for bad in [
+            "",
+            "entries found\n",
+            "found invalid ignore insert insert_failed drop early_drop search_restart\n1 2\n",
+        ] {
             assert!(parse_stats(bad).is_err(), "{bad:?}");
         }
         let header = "found invalid ignore insert insert_failed drop early_drop search_restart\n";

@@ -17,7 +17,9 @@ use crate::export::families;
 /// steal guest guest_nice.
 type Times = [f64; 10];
 
-const MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 const IDLE: usize = 3;
 const GUEST: usize = 8;
 /// An idle counter that drops by this much means the CPU was hot-plugged
@@ -38,7 +40,10 @@ impl Cpu {
     pub fn new() -> Self {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        Cpu { user_hz: if hz > 0 { hz as f64 } else { 100.0 }, served: Mutex::new(Vec::new()) }
+        Cpu {
+            user_hz: if hz > 0 { hz as f64 } else { 100.0 },
+            served: Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -59,7 +64,10 @@ impl Collect for Cpu {
             "node_cpu_seconds",
             "Seconds the CPUs spent in each mode.",
             per_cpu().flat_map(|(t, id)| {
-                MODES.iter().zip(t).map(move |(mode, v)| ([("cpu", id.as_str()), ("mode", *mode)], *v))
+                MODES
+                    .iter()
+                    .zip(t)
+                    .map(move |(mode, v)| ([("cpu", id.as_str()), ("mode", *mode)], *v))
             }),
         )?;
         // Guest time is also counted in user and nice; node_exporter serves it apart.
@@ -83,7 +91,9 @@ impl Collect for Cpu {
 fn parse(stat: &str, user_hz: f64) -> Result<Vec<Times>, Error> {
     let mut cpus: Vec<Times> = Vec::new();
     for line in stat.lines() {
-        let Some(rest) = line.strip_prefix("cpu") else { continue };
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
         let mut fields = rest.split_ascii_whitespace();
         if rest.starts_with([' ', '\t']) {
             continue; // the "cpu" line: all CPUs together
@@ -128,7 +138,13 @@ fn hold_monotonic(served: &mut Vec<Times>, now: &[Times]) {
             if *n >= *o {
                 *o = *n;
             } else {
-                debug!(cpu, mode, old = *o, new = *n, "CPU counter jumped backwards");
+                debug!(
+                    cpu,
+                    mode,
+                    old = *o,
+                    new = *n,
+                    "CPU counter jumped backwards"
+                );
             }
         }
     }
@@ -151,7 +167,10 @@ ctxt 387497
         assert_eq!(cpus.len(), 3);
         assert_eq!(cpus[0][0], 37.84);
         assert_eq!(cpus[0][IDLE], 208.17);
-        assert_eq!(cpus[1], [0.0; 10], "offline cpu1 is zeros, cpu2 keeps its label");
+        assert_eq!(
+            cpus[1], [0.0; 10],
+            "offline cpu1 is zeros, cpu2 keeps its label"
+        );
         assert_eq!(cpus[2][GUEST], 0.07);
         assert_eq!(cpus[2][GUEST + 1], 0.03);
     }
@@ -159,12 +178,21 @@ ctxt 387497
     #[test]
     fn short_lines_fill_with_zero() {
         let cpus = parse("cpu0 1 2 3 4\n", 100.0).unwrap();
-        assert_eq!(cpus[0], [0.01, 0.02, 0.03, 0.04, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            cpus[0],
+            [0.01, 0.02, 0.03, 0.04, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["cpu0 x 2\n", "cpu0\n", "cpuX 1 2\n", "cpu99999999999 1\n", "cpu1000000 1\n"] {
+        for bad in [
+            "cpu0 x 2\n",
+            "cpu0\n",
+            "cpuX 1 2\n",
+            "cpu99999999999 1\n",
+            "cpu1000000 1\n",
+        ] {
             assert!(parse(bad, 100.0).is_err(), "{bad:?}");
         }
         assert!(parse("", 100.0).unwrap().is_empty());

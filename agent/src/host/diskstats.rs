@@ -60,9 +60,21 @@ const COLUMNS: [Column; 17] = [
 
 /// udev properties served as `node_disk_ata_*` gauges when a disk has `ID_ATA`.
 const ATA: [(&str, &str, &str); 3] = [
-    ("ID_ATA_WRITE_CACHE", "node_disk_ata_write_cache", "ATA disk has a write cache."),
-    ("ID_ATA_WRITE_CACHE_ENABLED", "node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
-    ("ID_ATA_ROTATION_RATE_RPM", "node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
+    (
+        "ID_ATA_WRITE_CACHE",
+        "node_disk_ata_write_cache",
+        "ATA disk has a write cache.",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "node_disk_ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "node_disk_ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
 ];
 
 impl Collect for Diskstats {
@@ -80,7 +92,12 @@ impl Collect for Diskstats {
                 continue;
             }
             let udev = Properties::read(src.rootfs(), stat.major, stat.minor);
-            disks.push(Disk { major: stat.major.to_string(), minor: stat.minor.to_string(), stat, udev });
+            disks.push(Disk {
+                major: stat.major.to_string(),
+                minor: stat.minor.to_string(),
+                stat,
+                udev,
+            });
         }
 
         families::gauge(
@@ -103,7 +120,9 @@ impl Collect for Diskstats {
             }),
         )?;
         for c in &COLUMNS {
-            let samples = disks.iter().filter_map(|d| Some(([("device", d.stat.name.as_str())], (c.value)(&d.stat)?)));
+            let samples = disks
+                .iter()
+                .filter_map(|d| Some(([("device", d.stat.name.as_str())], (c.value)(&d.stat)?)));
             if c.counter {
                 families::counter(enc, c.name, c.help, samples)?;
             } else {
@@ -111,28 +130,37 @@ impl Collect for Diskstats {
             }
         }
         for (key, name, help) in ATA {
-            let samples = disks.iter().filter(|d| d.udev.get("ID_ATA").is_some()).filter_map(|d| {
-                // node_exporter skips (and logs) a value it cannot parse.
-                Some(([("device", d.stat.name.as_str())], d.udev.get(key)?.parse::<f64>().ok()?))
-            });
+            let samples = disks
+                .iter()
+                .filter(|d| d.udev.get("ID_ATA").is_some())
+                .filter_map(|d| {
+                    // node_exporter skips (and logs) a value it cannot parse.
+                    Some((
+                        [("device", d.stat.name.as_str())],
+                        d.udev.get(key)?.parse::<f64>().ok()?,
+                    ))
+                });
             families::gauge(enc, name, help, samples)?;
         }
         families::gauge(
             enc,
             "node_disk_device_mapper_info",
             "Info about disk device mapper.",
-            disks.iter().filter(|d| !d.udev.label("DM_NAME").is_empty()).map(|d| {
-                let u = &d.udev;
-                let labels = [
-                    ("device", d.stat.name.as_str()),
-                    ("name", u.label("DM_NAME")),
-                    ("uuid", u.label("DM_UUID")),
-                    ("vg_name", u.label("DM_VG_NAME")),
-                    ("lv_name", u.label("DM_LV_NAME")),
-                    ("lv_layer", u.label("DM_LV_LAYER")),
-                ];
-                (labels, 1.0)
-            }),
+            disks
+                .iter()
+                .filter(|d| !d.udev.label("DM_NAME").is_empty())
+                .map(|d| {
+                    let u = &d.udev;
+                    let labels = [
+                        ("device", d.stat.name.as_str()),
+                        ("name", u.label("DM_NAME")),
+                        ("uuid", u.label("DM_UUID")),
+                        ("vg_name", u.label("DM_VG_NAME")),
+                        ("lv_name", u.label("DM_LV_NAME")),
+                        ("lv_layer", u.label("DM_LV_LAYER")),
+                    ];
+                    (labels, 1.0)
+                }),
         )?;
         Ok(())
     }
@@ -147,17 +175,26 @@ fn excluded(device: &str) -> bool {
     }
     let sd_like = |s: &str| {
         let b = s.as_bytes();
-        b.len() == 3 && matches!(b[0], b'h' | b's' | b'v') && b[1] == b'd' && b[2].is_ascii_lowercase()
+        b.len() == 3
+            && matches!(b[0], b'h' | b's' | b'v')
+            && b[1] == b'd'
+            && b[2].is_ascii_lowercase()
     };
     let nvme_partition = |s: &str| {
-        let Some(rest) = s.strip_prefix("nvme").and_then(|r| r.strip_suffix('p')) else { return false };
-        let Some((ctrl, ns)) = rest.split_once('n') else { return false };
+        let Some(rest) = s.strip_prefix("nvme").and_then(|r| r.strip_suffix('p')) else {
+            return false;
+        };
+        let Some((ctrl, ns)) = rest.split_once('n') else {
+            return false;
+        };
         let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
         digits(ctrl) && digits(ns)
     };
     matches!(stem, "ram" | "loop" | "fd")
         || sd_like(stem)
-        || stem.strip_prefix('x').is_some_and(|s| s.starts_with("vd") && sd_like(s))
+        || stem
+            .strip_prefix('x')
+            .is_some_and(|s| s.starts_with("vd") && sd_like(s))
         || nvme_partition(stem)
 }
 
@@ -167,7 +204,17 @@ mod tests {
 
     #[test]
     fn excludes_like_node_exporter() {
-        for dev in ["ram0", "loop12", "fd0", "sda1", "hdb2", "vda1", "xvda3", "nvme0n1p2", "nvme10n11p3"] {
+        for dev in [
+            "ram0",
+            "loop12",
+            "fd0",
+            "sda1",
+            "hdb2",
+            "vda1",
+            "xvda3",
+            "nvme0n1p2",
+            "nvme10n11p3",
+        ] {
             assert!(excluded(dev), "{dev} must be excluded");
         }
         for dev in [

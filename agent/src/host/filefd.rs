@@ -22,7 +22,12 @@ impl Collect for Filefd {
             "File descriptor statistics: allocated.",
             [(NO_LABELS, allocated)],
         )?;
-        families::gauge(enc, "node_filefd_maximum", "File descriptor statistics: maximum.", [(NO_LABELS, maximum)])?;
+        families::gauge(
+            enc,
+            "node_filefd_maximum",
+            "File descriptor statistics: maximum.",
+            [(NO_LABELS, maximum)],
+        )?;
         Ok(())
     }
 }

@@ -26,7 +26,9 @@ pub(super) struct Filesystem {
 
 impl Filesystem {
     pub fn new() -> Self {
-        Filesystem { statfs: Statfs::new(MOUNT_TIMEOUT) }
+        Filesystem {
+            statfs: Statfs::new(MOUNT_TIMEOUT),
+        }
     }
 }
 
@@ -43,12 +45,18 @@ impl Collect for Filesystem {
         };
         let rootfs = src.rootfs().to_string_lossy();
         let mut mounts = mounts::parse(&text, &rootfs)?;
-        mounts.retain(|m| !mounts::mount_point_excluded(&m.mount_point) && !mounts::fs_type_excluded(m.fs_type));
+        mounts.retain(|m| {
+            !mounts::mount_point_excluded(&m.mount_point) && !mounts::fs_type_excluded(m.fs_type)
+        });
         dedup(&mut mounts);
 
-        let paths = mounts.iter().map(|m| src.rootfs().join(m.mount_point.trim_start_matches('/'))).collect();
+        let paths = mounts
+            .iter()
+            .map(|m| src.rootfs().join(m.mount_point.trim_start_matches('/')))
+            .collect();
         let usage = self.statfs.all(paths);
-        let fs: Vec<(&Mount, Option<Usage>)> = mounts.iter().zip(usage).map(|(m, u)| (m, u.ok())).collect();
+        let fs: Vec<(&Mount, Option<Usage>)> =
+            mounts.iter().zip(usage).map(|(m, u)| (m, u.ok())).collect();
         // An error is not logged per scrape: device_error already says it, every time.
 
         let all = || fs.iter();
@@ -63,25 +71,59 @@ impl Collect for Filesystem {
             enc,
             "node_filesystem_readonly",
             "Filesystem read-only status.",
-            all().map(|(m, u)| (labels(m), if u.is_some() && m.read_only { 1.0 } else { 0.0 })),
+            all().map(|(m, u)| {
+                (
+                    labels(m),
+                    if u.is_some() && m.read_only { 1.0 } else { 0.0 },
+                )
+            }),
         )?;
         type Pick = fn(&Usage) -> f64;
         let sizes: [(&str, &str, Pick); 5] = [
-            ("node_filesystem_size_bytes", "Filesystem size in bytes.", |u| u.size),
-            ("node_filesystem_free_bytes", "Filesystem free space in bytes.", |u| u.free),
-            ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", |u| u.avail),
-            ("node_filesystem_files", "Filesystem total file nodes.", |u| u.files),
-            ("node_filesystem_files_free", "Filesystem total free file nodes.", |u| u.files_free),
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                |u| u.size,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                |u| u.free,
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                |u| u.avail,
+            ),
+            (
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                |u| u.files,
+            ),
+            (
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                |u| u.files_free,
+            ),
         ];
         for (name, help, pick) in sizes {
-            families::gauge(enc, name, help, stated().map(|(m, u)| (labels(m), pick(&u))))?;
+            families::gauge(
+                enc,
+                name,
+                help,
+                stated().map(|(m, u)| (labels(m), pick(&u))),
+            )?;
         }
         Ok(())
     }
 }
 
 fn labels<'a>(m: &'a Mount) -> [(&'static str, &'a str); 3] {
-    [("device", m.device), ("mountpoint", m.mount_point.as_str()), ("fstype", m.fs_type)]
+    [
+        ("device", m.device),
+        ("mountpoint", m.mount_point.as_str()),
+        ("fstype", m.fs_type),
+    ]
 }
 
 /// One series per (device, mountpoint, fstype): the first mount wins, as the

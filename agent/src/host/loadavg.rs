@@ -20,7 +20,12 @@ impl Collect for Loadavg {
         let [one, five, fifteen] = parse(&src.proc("loadavg")?)?;
         families::gauge(enc, "node_load1", "1m load average.", [(NO_LABELS, one)])?;
         families::gauge(enc, "node_load5", "5m load average.", [(NO_LABELS, five)])?;
-        families::gauge(enc, "node_load15", "15m load average.", [(NO_LABELS, fifteen)])?;
+        families::gauge(
+            enc,
+            "node_load15",
+            "15m load average.",
+            [(NO_LABELS, fifteen)],
+        )?;
         Ok(())
     }
 }
@@ -40,7 +45,10 @@ mod tests {
 
     #[test]
     fn reads_three_averages() {
-        assert_eq!(parse("0.40 0.41 0.19 2/189 5880\n").unwrap(), [0.4, 0.41, 0.19]);
+        assert_eq!(
+            parse("0.40 0.41 0.19 2/189 5880\n").unwrap(),
+            [0.4, 0.41, 0.19]
+        );
     }
 
     #[test]

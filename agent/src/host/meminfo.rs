@@ -64,9 +64,13 @@ fn parse(meminfo: &str) -> Result<Vec<(String, f64)>, Error> {
 /// node_exporter's rewrite of `\((.*)\)` to `_$1`: `Active(anon)` -> `Active_anon`.
 fn metric_key(label: &str) -> String {
     match (label.find('('), label.rfind(')')) {
-        (Some(open), Some(close)) if open < close => {
-            [&label[..open], "_", &label[open + 1..close], &label[close + 1..]].concat()
-        }
+        (Some(open), Some(close)) if open < close => [
+            &label[..open],
+            "_",
+            &label[open + 1..close],
+            &label[close + 1..],
+        ]
+        .concat(),
         _ => label.to_string(),
     }
 }
@@ -93,7 +97,11 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["MemTotal:\n", "MemTotal: lots kB\n", "MemTotal: 1 kB extra\n"] {
+        for bad in [
+            "MemTotal:\n",
+            "MemTotal: lots kB\n",
+            "MemTotal: 1 kB extra\n",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(metric_key("a)b(c"), "a)b(c");

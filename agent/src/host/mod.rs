@@ -50,7 +50,11 @@ pub struct HostPaths {
 
 impl Default for HostPaths {
     fn default() -> Self {
-        HostPaths { procfs: "/proc".into(), sysfs: "/sys".into(), rootfs: "/".into() }
+        HostPaths {
+            procfs: "/proc".into(),
+            sysfs: "/sys".into(),
+            rootfs: "/".into(),
+        }
     }
 }
 

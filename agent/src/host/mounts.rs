@@ -56,13 +56,20 @@ fn strip_rootfs(mount_point: String, rootfs: &str) -> String {
 /// (Debian's package patches its own default; upstream's is the one Kubernetes
 /// node_exporter images ship.)
 pub(super) fn mount_point_excluded(mount_point: &str) -> bool {
-    let Some(path) = mount_point.strip_prefix('/') else { return false };
-    let whole = ["dev", "proc", "sys"]
-        .iter()
-        .any(|dir| path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')));
-    let below = ["run/credentials/", "var/lib/docker/", "var/lib/containers/storage/"]
-        .iter()
-        .any(|dir| path.strip_prefix(dir).is_some_and(|rest| !rest.is_empty()));
+    let Some(path) = mount_point.strip_prefix('/') else {
+        return false;
+    };
+    let whole = ["dev", "proc", "sys"].iter().any(|dir| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    let below = [
+        "run/credentials/",
+        "var/lib/docker/",
+        "var/lib/containers/storage/",
+    ]
+    .iter()
+    .any(|dir| path.strip_prefix(dir).is_some_and(|rest| !rest.is_empty()));
     whole || below
 }
 
@@ -103,9 +110,18 @@ mod tests {
 
     #[test]
     fn parses_and_decodes_like_node_exporter() {
-        let text = "/dev/vda / ext4 rw,relatime 0 0\n/dev/sdb /mnt/my\\040disk\\011x xfs ro,noatime 0 0\n";
+        let text =
+            "/dev/vda / ext4 rw,relatime 0 0\n/dev/sdb /mnt/my\\040disk\\011x xfs ro,noatime 0 0\n";
         let mounts = parse(text, "/").unwrap();
-        assert_eq!(mounts[0], Mount { device: "/dev/vda", mount_point: "/".into(), fs_type: "ext4", read_only: false });
+        assert_eq!(
+            mounts[0],
+            Mount {
+                device: "/dev/vda",
+                mount_point: "/".into(),
+                fs_type: "ext4",
+                read_only: false
+            }
+        );
         assert_eq!(mounts[1].mount_point, "/mnt/my disk\tx");
         assert!(mounts[1].read_only);
     }
@@ -124,9 +140,14 @@ mod tests {
 
     #[test]
     fn excludes_like_node_exporter() {
-        for mp in
-            ["/dev", "/dev/shm", "/proc", "/sys/fs/cgroup", "/run/credentials/x.service", "/var/lib/docker/overlay2/a"]
-        {
+        for mp in [
+            "/dev",
+            "/dev/shm",
+            "/proc",
+            "/sys/fs/cgroup",
+            "/run/credentials/x.service",
+            "/var/lib/docker/overlay2/a",
+        ] {
             assert!(mount_point_excluded(mp), "{mp}");
         }
         for mp in [

@@ -54,7 +54,12 @@ impl Collect for Netdev {
             name.extend(["node_network_", field]);
             help.clear();
             help.extend(["Network device statistic ", field, "."]);
-            families::counter(enc, &name, &help, devices.iter().map(|(dev, v)| ([("device", *dev)], v[i])))?;
+            families::counter(
+                enc,
+                &name,
+                &help,
+                devices.iter().map(|(dev, v)| ([("device", *dev)], v[i])),
+            )?;
         }
         let nohandler: Vec<(&str, f64)> = devices
             .iter()
@@ -116,7 +121,12 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let header = "h1\nh2\n";
-        for bad in ["eth0 1 2 3\n", "eth0: 1 2 3\n", ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "eth0: x\n"] {
+        for bad in [
+            "eth0 1 2 3\n",
+            "eth0: 1 2 3\n",
+            ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+            "eth0: x\n",
+        ] {
             assert!(parse(&format!("{header}{bad}")).is_err(), "{bad:?}");
         }
         assert!(parse("").unwrap().is_empty());

@@ -56,11 +56,17 @@ fn parse_pairs<'a>(file: &str, text: &'a str, out: &mut Vec<Stat<'a>>) -> Result
         let mut values = values.split_ascii_whitespace();
         let protocol = names.next().unwrap_or("").trim_end_matches(':');
         if values.next().map(|v| v.trim_end_matches(':')) != Some(protocol) {
-            return Err(Error::parse(format!("{file}: {protocol}: no line of values")));
+            return Err(Error::parse(format!(
+                "{file}: {protocol}: no line of values"
+            )));
         }
         let (names, values): (Vec<_>, Vec<_>) = (names.collect(), values.collect());
         if names.len() != values.len() {
-            return Err(Error::parse(format!("{file}: {protocol}: {} names, {} values", names.len(), values.len())));
+            return Err(Error::parse(format!(
+                "{file}: {protocol}: {} names, {} values",
+                names.len(),
+                values.len()
+            )));
         }
         for (key, value) in names.into_iter().zip(values) {
             push(out, protocol, key, value, file)?;
@@ -73,7 +79,9 @@ fn parse_pairs<'a>(file: &str, text: &'a str, out: &mut Vec<Stat<'a>>) -> Result
 fn parse_snmp6<'a>(text: &'a str, out: &mut Vec<Stat<'a>>) -> Result<(), Error> {
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
-        let (Some(stat), Some(value)) = (parts.next(), parts.next()) else { continue };
+        let (Some(stat), Some(value)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let Some(six) = stat.find('6') else { continue };
         let (protocol, key) = stat.split_at(six + 1);
         push(out, protocol, key, value, "/proc/net/snmp6")?;
@@ -81,11 +89,19 @@ fn parse_snmp6<'a>(text: &'a str, out: &mut Vec<Stat<'a>>) -> Result<(), Error> 
     Ok(())
 }
 
-fn push<'a>(out: &mut Vec<Stat<'a>>, protocol: &'a str, key: &'a str, value: &str, file: &str) -> Result<(), Error> {
+fn push<'a>(
+    out: &mut Vec<Stat<'a>>,
+    protocol: &'a str,
+    key: &'a str,
+    value: &str,
+    file: &str,
+) -> Result<(), Error> {
     if !default_field(protocol, key) || out.iter().any(|&(p, k, _)| p == protocol && k == key) {
         return Ok(());
     }
-    let parsed = value.parse().map_err(|_| Error::parse(format!("{file}: bad value {protocol}{key} {value:?}")))?;
+    let parsed = value
+        .parse()
+        .map_err(|_| Error::parse(format!("{file}: bad value {protocol}{key} {value:?}")))?;
     out.push((protocol, key, parsed));
     Ok(())
 }
@@ -102,14 +118,25 @@ fn default_field(protocol: &str, key: &str) -> bool {
         "Ip6" | "IpExt" => matches!(key, "InOctets" | "OutOctets"),
         "Icmp" | "Icmp6" => matches!(key, "InMsgs" | "OutMsgs"),
         "TcpExt" => {
-            key.starts_with("Listen") || key.starts_with("Syncookies") || matches!(key, "TCPSynRetrans" | "TCPTimeouts")
+            key.starts_with("Listen")
+                || key.starts_with("Syncookies")
+                || matches!(key, "TCPSynRetrans" | "TCPTimeouts")
         }
         "Tcp" => matches!(
             key,
-            "ActiveOpens" | "InSegs" | "OutSegs" | "OutRsts" | "PassiveOpens" | "RetransSegs" | "CurrEstab"
+            "ActiveOpens"
+                | "InSegs"
+                | "OutSegs"
+                | "OutRsts"
+                | "PassiveOpens"
+                | "RetransSegs"
+                | "CurrEstab"
         ),
         "Udp" | "Udp6" => {
-            matches!(key, "InDatagrams" | "OutDatagrams" | "NoPorts" | "RcvbufErrors" | "SndbufErrors")
+            matches!(
+                key,
+                "InDatagrams" | "OutDatagrams" | "NoPorts" | "RcvbufErrors" | "SndbufErrors"
+            )
         }
         _ => false,
     }

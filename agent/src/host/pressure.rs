@@ -76,7 +76,8 @@ fn parse(resource: &str, text: &str) -> Result<Totals, Error> {
             full = Some(seconds);
         }
     }
-    let some = some.ok_or_else(|| Error::parse(format!("/proc/pressure/{resource}: no \"some\" line")))?;
+    let some =
+        some.ok_or_else(|| Error::parse(format!("/proc/pressure/{resource}: no \"some\" line")))?;
     Ok((some, full))
 }
 
@@ -90,14 +91,22 @@ mod tests {
                   full avg10=0.00 avg60=0.00 avg300=0.00 total=3534411\n";
         assert_eq!(parse("io", io).unwrap(), (3.863183, Some(3.534411)));
         let old_cpu = "some avg10=0.00 avg60=0.00 avg300=0.00 total=13726593\n";
-        assert_eq!(parse("cpu", old_cpu).unwrap(), (13726593.0 / 1000.0 / 1000.0, None));
+        assert_eq!(
+            parse("cpu", old_cpu).unwrap(),
+            (13726593.0 / 1000.0 / 1000.0, None)
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in
-            ["", "some total=x\n", "full avg10=0.00 avg60=0.00 avg300=0.00 total=1\n", "nonsense\n", "some", "full\n"]
-        {
+        for bad in [
+            "",
+            "some total=x\n",
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=1\n",
+            "nonsense\n",
+            "some",
+            "full\n",
+        ] {
             assert!(parse("io", bad).is_err(), "{bad:?}");
         }
     }

@@ -32,8 +32,13 @@ struct Entry {
 
 impl HostCollector {
     pub fn new(paths: HostPaths, collectors: Vec<Box<dyn Collect>>) -> Self {
-        let collectors =
-            collectors.into_iter().map(|collector| Entry { collector, failing: AtomicBool::new(false) }).collect();
+        let collectors = collectors
+            .into_iter()
+            .map(|collector| Entry {
+                collector,
+                failing: AtomicBool::new(false),
+            })
+            .collect();
         HostCollector { paths, collectors }
     }
 }
@@ -63,13 +68,17 @@ impl Collector for HostCollector {
             &mut enc,
             "node_scrape_collector_duration_seconds",
             "node_exporter: Duration of a collector scrape.",
-            outcomes.iter().map(|&(name, seconds, _)| ([("collector", name)], seconds)),
+            outcomes
+                .iter()
+                .map(|&(name, seconds, _)| ([("collector", name)], seconds)),
         )?;
         families::gauge(
             &mut enc,
             "node_scrape_collector_success",
             "node_exporter: Whether a collector succeeded.",
-            outcomes.iter().map(|&(name, _, ok)| ([("collector", name)], if ok { 1.0 } else { 0.0 })),
+            outcomes
+                .iter()
+                .map(|&(name, _, ok)| ([("collector", name)], if ok { 1.0 } else { 0.0 })),
         )
     }
 }
@@ -91,7 +100,10 @@ impl Entry {
 
     fn succeeded(&self) {
         if self.failing.swap(false, Ordering::Relaxed) {
-            info!(collector = self.collector.name(), "host collector recovered");
+            info!(
+                collector = self.collector.name(),
+                "host collector recovered"
+            );
         }
     }
 }

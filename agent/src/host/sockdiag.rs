@@ -36,7 +36,11 @@ pub(super) fn tcp_sockets(ipv6: bool, mut each: impl FnMut(Socket)) -> io::Resul
         // A kernel without the old request refuses it before sending anything.
         Err(_) if !delivered => {
             dump(&family_request(libc::AF_INET as u8), &mut each)?;
-            if ipv6 { dump(&family_request(libc::AF_INET6 as u8), &mut each) } else { Ok(()) }
+            if ipv6 {
+                dump(&family_request(libc::AF_INET6 as u8), &mut each)
+            } else {
+                Ok(())
+            }
         }
         other => other,
     }
@@ -74,7 +78,13 @@ fn netlink_message(kind: u16, body: &[u8]) -> Vec<u8> {
 /// Sends one dump request and feeds every socket in the answer to `each`.
 fn dump(request: &[u8], each: &mut impl FnMut(Socket)) -> io::Result<()> {
     // SAFETY: plain socket(2) call; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -103,22 +113,34 @@ fn dump(request: &[u8], each: &mut impl FnMut(Socket)) -> io::Result<()> {
 /// Walks one datagram of netlink messages; true once the dump is done.
 fn parse_messages(mut data: &[u8], each: &mut impl FnMut(Socket)) -> io::Result<bool> {
     if data.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "sock_diag: empty reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "sock_diag: empty reply",
+        ));
     }
     while data.len() >= NLMSG_HDRLEN {
         let len = u32_at(data, 0) as usize;
         let kind = u16::from_ne_bytes([data[4], data[5]]);
         if len < NLMSG_HDRLEN || len > data.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "sock_diag: bad message length"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "sock_diag: bad message length",
+            ));
         }
         let payload = &data[NLMSG_HDRLEN..len];
         match kind as i32 {
             libc::NLMSG_DONE => return Ok(true),
             libc::NLMSG_ERROR => {
-                let errno = if payload.len() >= 4 { (u32_at(payload, 0) as i32).wrapping_neg() } else { libc::EIO };
+                let errno = if payload.len() >= 4 {
+                    (u32_at(payload, 0) as i32).wrapping_neg()
+                } else {
+                    libc::EIO
+                };
                 return Err(io::Error::from_raw_os_error(errno));
             }
-            _ if (kind == TCPDIAG_GETSOCK || kind == SOCK_DIAG_BY_FAMILY) && payload.len() >= DIAG_MSG_LEN => {
+            _ if (kind == TCPDIAG_GETSOCK || kind == SOCK_DIAG_BY_FAMILY)
+                && payload.len() >= DIAG_MSG_LEN =>
+            {
                 each((payload[1], u32_at(payload, 56), u32_at(payload, 60)));
             }
             _ => {}
@@ -144,13 +166,20 @@ fn send(fd: &OwnedFd, request: &[u8]) -> io::Result<()> {
             mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
         )
     };
-    if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The kernel answers a dump at once; the timeout only guards the scrape against
 /// a kernel that never does.
 fn set_receive_timeout(fd: &OwnedFd) -> io::Result<()> {
-    let timeout = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    let timeout = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
     // SAFETY: timeout is a live timeval of the size passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -161,7 +190,11 @@ fn set_receive_timeout(fd: &OwnedFd) -> io::Result<()> {
             mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn u32_at(data: &[u8], at: usize) -> u32 {
@@ -204,7 +237,12 @@ mod tests {
     #[test]
     fn errors_and_garbage_are_errors_not_panics() {
         let err = message(libc::NLMSG_ERROR as u16, &(-libc::EPERM).to_ne_bytes());
-        assert_eq!(parse_messages(&err, &mut |_| {}).unwrap_err().raw_os_error(), Some(libc::EPERM));
+        assert_eq!(
+            parse_messages(&err, &mut |_| {})
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EPERM)
+        );
         let mut truncated = message(SOCK_DIAG_BY_FAMILY, &diag(1, 0, 0));
         truncated.truncate(30);
         assert!(parse_messages(&truncated, &mut |_| {}).is_err());
@@ -218,7 +256,10 @@ mod tests {
         let v6 = std::net::TcpListener::bind("[::1]:0");
         let count = |request: &[u8]| {
             let mut listening = 0;
-            dump(request, &mut |(state, _, _)| listening += u32::from(state == 10)).map(|()| listening)
+            dump(request, &mut |(state, _, _)| {
+                listening += u32::from(state == 10)
+            })
+            .map(|()| listening)
         };
         let both = count(&both_families_request()).unwrap();
         let inet = count(&family_request(libc::AF_INET as u8)).unwrap();
@@ -237,6 +278,9 @@ mod tests {
         assert_eq!(both_families_request().len(), 16 + 60);
         assert_eq!(family_request(2).len(), 16 + 56);
         assert_eq!(&family_request(10)[16..18], &[10, libc::IPPROTO_TCP as u8]);
-        assert_eq!(&both_families_request()[16 + 52..16 + 56], &ALL_STATES.to_ne_bytes());
+        assert_eq!(
+            &both_families_request()[16 + 52..16 + 56],
+            &ALL_STATES.to_ne_bytes()
+        );
     }
 }

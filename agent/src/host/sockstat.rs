@@ -24,7 +24,13 @@ impl Sockstat {
     pub fn new() -> Self {
         // SAFETY: sysconf has no preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        Sockstat { page_size: if page_size > 0 { page_size as f64 } else { 4096.0 } }
+        Sockstat {
+            page_size: if page_size > 0 {
+                page_size as f64
+            } else {
+                4096.0
+            },
+        }
     }
 }
 
@@ -84,7 +90,10 @@ fn parse<'a>(file: &str, text: &'a str, out: &mut Vec<Stat<'a>>) -> Result<Optio
         }
         let value = |key: &str| -> Result<Option<f64>, Error> {
             match pairs.chunks(2).find(|kv| kv[0] == key) {
-                Some(kv) => kv[1].parse::<i64>().map(|v| Some(v as f64)).map_err(|_| bad()),
+                Some(kv) => kv[1]
+                    .parse::<i64>()
+                    .map(|v| Some(v as f64))
+                    .map_err(|_| bad()),
                 None => Ok(None),
             }
         };
@@ -143,7 +152,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["TCP: inuse\n", "TCP:\n", "TCP: inuse x\n", "sockets: used\n"] {
+        for bad in [
+            "TCP: inuse\n",
+            "TCP:\n",
+            "TCP: inuse x\n",
+            "sockets: used\n",
+        ] {
             assert!(parse("v4", bad, &mut Vec::new()).is_err(), "{bad:?}");
         }
     }

@@ -39,7 +39,10 @@ pub(super) struct Sources<'a> {
 
 impl<'a> Sources<'a> {
     pub fn new(paths: &'a HostPaths) -> Self {
-        Sources { paths, read: RefCell::new(Vec::new()) }
+        Sources {
+            paths,
+            read: RefCell::new(Vec::new()),
+        }
     }
 
     /// A procfs file's contents, read at most once per scrape.
@@ -102,7 +105,10 @@ pub(super) enum Error {
 
 impl Error {
     pub fn io(what: impl fmt::Display, err: io::Error) -> Self {
-        Error::Io { what: what.to_string(), err }
+        Error::Io {
+            what: what.to_string(),
+            err,
+        }
     }
 
     pub fn parse(what: impl fmt::Display) -> Self {
@@ -133,5 +139,7 @@ impl fmt::Display for Error {
 
 /// Parses one field, naming the file and line in the error.
 pub(super) fn field<T: FromStr>(value: Option<&str>, file: &str, line: &str) -> Result<T, Error> {
-    value.and_then(|v| v.parse().ok()).ok_or_else(|| Error::parse(format!("{file}: bad line {line:?}")))
+    value
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::parse(format!("{file}: bad line {line:?}")))
 }

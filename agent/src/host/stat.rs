@@ -32,11 +32,31 @@ impl Collect for Stat {
     fn collect(&self, src: &Sources, enc: &mut DescriptorEncoder) -> Result<(), Error> {
         let v = parse(&src.proc("stat")?)?;
         let one = |v: f64| [(NO_LABELS, v)];
-        families::counter(enc, "node_intr", "Total number of interrupts serviced.", one(v.interrupts))?;
-        families::counter(enc, "node_context_switches", "Total number of context switches.", one(v.context_switches))?;
+        families::counter(
+            enc,
+            "node_intr",
+            "Total number of interrupts serviced.",
+            one(v.interrupts),
+        )?;
+        families::counter(
+            enc,
+            "node_context_switches",
+            "Total number of context switches.",
+            one(v.context_switches),
+        )?;
         families::counter(enc, "node_forks", "Total number of forks.", one(v.forks))?;
-        families::gauge(enc, "node_boot_time_seconds", "Node boot time, in unixtime.", one(v.boot_time))?;
-        families::gauge(enc, "node_procs_running", "Number of processes in runnable state.", one(v.procs_running))?;
+        families::gauge(
+            enc,
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+            one(v.boot_time),
+        )?;
+        families::gauge(
+            enc,
+            "node_procs_running",
+            "Number of processes in runnable state.",
+            one(v.procs_running),
+        )?;
         families::gauge(
             enc,
             "node_procs_blocked",

@@ -52,7 +52,12 @@ struct Job {
 
 impl Statfs {
     pub fn new(timeout: Duration) -> Self {
-        Statfs { timeout, stuck: Arc::default(), stat: statfs, helper: Mutex::new(None) }
+        Statfs {
+            timeout,
+            stuck: Arc::default(),
+            stat: statfs,
+            helper: Mutex::new(None),
+        }
     }
 
     /// statfs of every path, in order.
@@ -62,7 +67,11 @@ impl Statfs {
         let mut results = Vec::with_capacity(paths.len());
         while results.len() < paths.len() {
             let (reply, replies) = mpsc::channel();
-            let job = Job { paths: Arc::clone(&paths), start: results.len(), reply };
+            let job = Job {
+                paths: Arc::clone(&paths),
+                start: results.len(),
+                reply,
+            };
             let unsent = match helper.as_ref() {
                 Some(tx) => tx.send(job).err().map(|mpsc::SendError(job)| job),
                 None => Some(job),
@@ -76,7 +85,11 @@ impl Statfs {
                     Err(e) => {
                         // No thread to spare: better a scrape that may block than none.
                         warn!("cannot start the statfs helper thread ({e}); calling statfs inline");
-                        results.extend(paths[results.len()..].iter().map(|p| self.skip_or_statfs(p)));
+                        results.extend(
+                            paths[results.len()..]
+                                .iter()
+                                .map(|p| self.skip_or_statfs(p)),
+                        );
                         break;
                     }
                 }
@@ -94,7 +107,10 @@ impl Statfs {
                         let path = &paths[results.len()];
                         warn!(mount = %path.display(), "statfs timed out; skipping this mount until it returns");
                         stuck.insert(path.clone());
-                        results.push(Err(io::Error::new(io::ErrorKind::TimedOut, "statfs timed out")));
+                        results.push(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "statfs timed out",
+                        )));
                         *helper = None; // abandon the helper in its call
                         break;
                     }
@@ -112,7 +128,9 @@ impl Statfs {
     fn start_helper(&self) -> io::Result<mpsc::Sender<Job>> {
         let (tx, jobs) = mpsc::channel();
         let (stuck, stat) = (Arc::clone(&self.stuck), self.stat);
-        thread::Builder::new().name("sonde-statfs".into()).spawn(move || helper(&jobs, &stuck, stat))?;
+        thread::Builder::new()
+            .name("sonde-statfs".into())
+            .spawn(move || helper(&jobs, &stuck, stat))?;
         Ok(tx)
     }
 
@@ -150,7 +168,10 @@ fn helper(jobs: &mpsc::Receiver<Job>, stuck: &Mutex<HashSet<PathBuf>>, stat: Sta
 }
 
 fn still_stuck() -> io::Error {
-    io::Error::new(io::ErrorKind::WouldBlock, "mount is unresponsive (an earlier statfs has not returned)")
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "mount is unresponsive (an earlier statfs has not returned)",
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,10 +204,17 @@ mod tests {
     #[test]
     fn stats_real_paths_in_order() {
         let s = Statfs::new(Duration::from_secs(5));
-        let results = s.all(vec!["/".into(), "/nonexistent-sonde".into(), "/proc".into()]);
+        let results = s.all(vec![
+            "/".into(),
+            "/nonexistent-sonde".into(),
+            "/proc".into(),
+        ]);
         assert_eq!(results.len(), 3);
         assert!(results[0].as_ref().unwrap().size > 0.0);
-        assert_eq!(results[1].as_ref().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         assert!(results[2].is_ok());
     }
 
@@ -195,7 +223,11 @@ mod tests {
         let s = Statfs::new(Duration::from_secs(5));
         assert!(s.all(vec!["/".into()])[0].is_ok());
         assert!(s.helper.lock().unwrap().is_some());
-        assert!(s.all(vec!["/".into(), "/proc".into()]).iter().all(|r| r.is_ok()));
+        assert!(
+            s.all(vec!["/".into(), "/proc".into()])
+                .iter()
+                .all(|r| r.is_ok())
+        );
         assert!(s.all(Vec::new()).is_empty());
     }
 
@@ -205,19 +237,43 @@ mod tests {
         if path == Path::new("/slow") && !HUNG.swap(true, std::sync::atomic::Ordering::Relaxed) {
             thread::sleep(Duration::from_millis(300));
         }
-        Ok(Usage { size: 1.0, free: 0.0, avail: 0.0, files: 0.0, files_free: 0.0 })
+        Ok(Usage {
+            size: 1.0,
+            free: 0.0,
+            avail: 0.0,
+            files: 0.0,
+            files_free: 0.0,
+        })
     }
 
     #[test]
     fn a_hung_call_marks_the_mount_stuck_until_it_returns() {
-        let s = Statfs { stat: slow_stat, ..Statfs::new(Duration::from_millis(50)) };
+        let s = Statfs {
+            stat: slow_stat,
+            ..Statfs::new(Duration::from_millis(50))
+        };
         let paths = || vec![PathBuf::from("/a"), "/slow".into(), "/b".into()];
-        let kinds = |r: Vec<io::Result<Usage>>| r.into_iter().map(|r| r.err().map(|e| e.kind())).collect::<Vec<_>>();
+        let kinds = |r: Vec<io::Result<Usage>>| {
+            r.into_iter()
+                .map(|r| r.err().map(|e| e.kind()))
+                .collect::<Vec<_>>()
+        };
 
-        assert_eq!(kinds(s.all(paths())), [None, Some(io::ErrorKind::TimedOut), None]);
-        assert_eq!(kinds(s.all(paths())), [None, Some(io::ErrorKind::WouldBlock), None], "skipped while stuck");
+        assert_eq!(
+            kinds(s.all(paths())),
+            [None, Some(io::ErrorKind::TimedOut), None]
+        );
+        assert_eq!(
+            kinds(s.all(paths())),
+            [None, Some(io::ErrorKind::WouldBlock), None],
+            "skipped while stuck"
+        );
         thread::sleep(Duration::from_millis(400));
-        assert_eq!(kinds(s.all(paths())), [None, None, None], "the late return clears the mark");
+        assert_eq!(
+            kinds(s.all(paths())),
+            [None, None, None],
+            "the late return clears the mark"
+        );
     }
 
     #[test]
@@ -225,8 +281,14 @@ mod tests {
         let s = Statfs::new(Duration::from_secs(5));
         s.stuck.lock().unwrap().insert("/".into());
         let results = s.all(vec!["/".into(), "/proc".into()]);
-        assert_eq!(results[0].as_ref().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            results[0].as_ref().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
         assert!(results[1].is_ok());
-        assert!(s.stuck.lock().unwrap().contains(&PathBuf::from("/")), "only its own late return clears the mark");
+        assert!(
+            s.stuck.lock().unwrap().contains(&PathBuf::from("/")),
+            "only its own late return clears the mark"
+        );
     }
 }

@@ -80,14 +80,24 @@ impl Collect for Tcpstat {
             }
         }
 
-        let states = STATES.iter().zip(counts.by_state).skip(1).filter(|&(_, n)| n > 0).map(|(s, n)| (*s, n as f64));
-        let queues = [("rx_queued_bytes", counts.rx_queued as f64), ("tx_queued_bytes", counts.tx_queued as f64)];
+        let states = STATES
+            .iter()
+            .zip(counts.by_state)
+            .skip(1)
+            .filter(|&(_, n)| n > 0)
+            .map(|(s, n)| (*s, n as f64));
+        let queues = [
+            ("rx_queued_bytes", counts.rx_queued as f64),
+            ("tx_queued_bytes", counts.tx_queued as f64),
+        ];
         let queues = queues.into_iter().filter(|_| counts.sockets > 0);
         families::gauge(
             enc,
             "node_tcp_connection_states",
             "Number of connection states.",
-            states.chain(queues).map(|(state, v)| ([("state", state)], v)),
+            states
+                .chain(queues)
+                .map(|(state, v)| ([("state", state)], v)),
         )?;
         Ok(())
     }
@@ -98,8 +108,14 @@ fn parse_proc(text: &str, counts: &mut Counts) -> Result<(), Error> {
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let bad = || Error::parse(format!("/proc/net/tcp: bad line {line:?}"));
         let mut fields = line.split_ascii_whitespace().skip(3);
-        let state = fields.next().and_then(|s| u8::from_str_radix(s, 16).ok()).ok_or_else(bad)?;
-        let (tx, rx) = fields.next().and_then(|q| q.split_once(':')).ok_or_else(bad)?;
+        let state = fields
+            .next()
+            .and_then(|s| u8::from_str_radix(s, 16).ok())
+            .ok_or_else(bad)?;
+        let (tx, rx) = fields
+            .next()
+            .and_then(|q| q.split_once(':'))
+            .ok_or_else(bad)?;
         let hex = |s: &str| u32::from_str_radix(s, 16).map_err(|_| bad());
         counts.add((state, hex(rx)?, hex(tx)?));
     }
@@ -121,16 +137,27 @@ mod tests {
         parse_proc(TCP, &mut counts).unwrap();
         assert_eq!(counts.by_state[10], 1);
         assert_eq!(counts.by_state[1], 1);
-        assert_eq!((counts.rx_queued, counts.tx_queued, counts.sockets), (3, 16, 2));
+        assert_eq!(
+            (counts.rx_queued, counts.tx_queued, counts.sockets),
+            (3, 16, 2)
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["h\n 0: a b ZZ 0:0\n", "h\n 0: a b 01\n", "h\n 0: a b 01 00000000\n", "h\n 0: a b 01 x:y\n"] {
+        for bad in [
+            "h\n 0: a b ZZ 0:0\n",
+            "h\n 0: a b 01\n",
+            "h\n 0: a b 01 00000000\n",
+            "h\n 0: a b 01 x:y\n",
+        ] {
             assert!(parse_proc(bad, &mut Counts::default()).is_err(), "{bad:?}");
         }
         let mut counts = Counts::default();
         counts.add((200, 1, 1));
-        assert_eq!(counts.sockets, 1, "an unknown state is counted in the queues only");
+        assert_eq!(
+            counts.sockets, 1,
+            "an unknown state is counted in the queues only"
+        );
     }
 }

@@ -26,7 +26,11 @@ impl FakeHost {
     }
 
     fn scrape(&self) -> String {
-        let paths = HostPaths { procfs: self.0.join("proc"), sysfs: self.0.join("sys"), rootfs: self.0.clone() };
+        let paths = HostPaths {
+            procfs: self.0.join("proc"),
+            sysfs: self.0.join("sys"),
+            rootfs: self.0.clone(),
+        };
         let mut registry = Registry::default();
         for c in collectors(&paths) {
             registry.register_collector(c);
@@ -45,13 +49,20 @@ impl Drop for FakeHost {
 
 fn success(text: &str, collector: &str) -> bool {
     let line = format!("node_scrape_collector_success{{collector=\"{collector}\"}} ");
-    let value = text.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or_else(|| panic!("no {line}"));
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {line}"));
     value == "1.0"
 }
 
 fn assert_families_unique(text: &str) {
     let mut seen = HashSet::new();
-    for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap()) {
+    for name in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+    {
         assert!(seen.insert(name), "family {name} written twice");
     }
 }
@@ -83,7 +94,10 @@ fn missing_sources_fail_their_collector_not_the_scrape() {
         assert!(success(&text, c), "{c}");
     }
     assert!(text.contains("node_uname_info{"));
-    assert!(text.contains("node_time_seconds"), "the clock is served even without sysfs");
+    assert!(
+        text.contains("node_time_seconds"),
+        "the clock is served even without sysfs"
+    );
     assert!(text.contains("node_scrape_collector_duration_seconds{collector=\"cpu\"}"));
     assert_families_unique(&text);
 }
@@ -95,11 +109,20 @@ fn a_fake_host_is_read_from_its_paths() {
     host.write("proc/meminfo", "MemTotal: 1024 kB\nHugePages_Total: 3\n");
     host.write("proc/loadavg", "0.5 0.25 0.125 1/100 42\n");
     host.write("proc/vmstat", "pgfault 11\noom_kill 1\n");
-    host.write("proc/diskstats", "   8 0 sda 10 1 8 4 20 2 16 6 0 9 10\n   8 1 sda1 1 1 1 1 1 1 1 1 0 1 1\n");
-    host.write("proc/net/dev", "h1\nh2\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n");
+    host.write(
+        "proc/diskstats",
+        "   8 0 sda 10 1 8 4 20 2 16 6 0 9 10\n   8 1 sda1 1 1 1 1 1 1 1 1 0 1 1\n",
+    );
+    host.write(
+        "proc/net/dev",
+        "h1\nh2\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+    );
     host.write("proc/net/netstat", "TcpExt: ListenDrops\nTcpExt: 4\n");
     host.write("proc/net/snmp", "Tcp: ActiveOpens\nTcp: 6\n");
-    host.write("proc/net/sockstat", "sockets: used 3\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 2\n");
+    host.write(
+        "proc/net/sockstat",
+        "sockets: used 3\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 2\n",
+    );
     for r in ["cpu", "io", "memory"] {
         host.write(&format!("proc/pressure/{r}"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=500000\n");
     }
@@ -109,8 +132,14 @@ fn a_fake_host_is_read_from_its_paths() {
         &format!("/dev/sda {root}/ ext4 rw 0 0\nproc {root}/proc proc rw 0 0\n/dev/sdb {root}/data xfs ro 0 0\n"),
     );
     host.write("data/file", "x");
-    host.write("sys/devices/system/clocksource/clocksource0/available_clocksource", "tsc hpet\n");
-    host.write("sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc\n");
+    host.write(
+        "sys/devices/system/clocksource/clocksource0/available_clocksource",
+        "tsc hpet\n",
+    );
+    host.write(
+        "sys/devices/system/clocksource/clocksource0/current_clocksource",
+        "tsc\n",
+    );
     host.write("sys/class/net/eth0/statistics/rx_nohandler", "17\n");
     host.write("proc/sys/fs/file-nr", "477\t0\t1000\n");
     host.write("proc/sys/net/netfilter/nf_conntrack_count", "3\n");
@@ -119,7 +148,10 @@ fn a_fake_host_is_read_from_its_paths() {
         "proc/net/stat/nf_conntrack",
         "entries found invalid ignore insert insert_failed drop early_drop search_restart\n1 2 0 0 0 0 0 0 0\n",
     );
-    host.write("run/udev/data/b8:0", "E:ID_MODEL=Fake\nE:ID_ATA=1\nE:ID_ATA_ROTATION_RATE_RPM=0\n");
+    host.write(
+        "run/udev/data/b8:0",
+        "E:ID_MODEL=Fake\nE:ID_ATA=1\nE:ID_ATA_ROTATION_RATE_RPM=0\n",
+    );
 
     let text = host.scrape();
     for c in [

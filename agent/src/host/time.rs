@@ -17,7 +17,9 @@ impl Collect for Time {
     }
 
     fn collect(&self, src: &Sources, enc: &mut DescriptorEncoder) -> Result<(), Error> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         families::gauge(
             enc,
             "node_time_seconds",
@@ -49,9 +51,12 @@ impl Collect for Time {
             enc,
             "node_time_clocksource_current_info",
             "Current clocksource read from '/sys/devices/system/clocksource'.",
-            sources
-                .iter()
-                .map(|(device, _, current)| ([("device", device.as_str()), ("clocksource", current.trim())], 1.0)),
+            sources.iter().map(|(device, _, current)| {
+                (
+                    [("device", device.as_str()), ("clocksource", current.trim())],
+                    1.0,
+                )
+            }),
         )?;
         Ok(())
     }
@@ -67,7 +72,9 @@ fn local_zone(now: libc::time_t) -> (String, f64) {
         return ("UTC".into(), 0.0);
     }
     // SAFETY: tm_zone points to a NUL-terminated string owned by the C library.
-    let zone = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned();
+    let zone = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
+        .to_string_lossy()
+        .into_owned();
     (zone, tm.tm_gmtoff as f64)
 }
 
@@ -78,7 +85,10 @@ fn clocksources(src: &Sources) -> Result<Vec<(String, String, String)>, Error> {
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(dir.display(), e))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.strip_prefix("clocksource").is_some_and(|d| d.starts_with(|c: char| c.is_ascii_digit())))
+        .filter(|n| {
+            n.strip_prefix("clocksource")
+                .is_some_and(|d| d.starts_with(|c: char| c.is_ascii_digit()))
+        })
         .collect();
     names.sort();
     let mut sources = Vec::with_capacity(names.len());

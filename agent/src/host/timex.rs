@@ -30,11 +30,19 @@ impl Collect for Timex {
         if state < 0 {
             return Err(Error::io("adjtimex(2)", std::io::Error::last_os_error()));
         }
-        let divisor = if tx.status & STA_NANO != 0 { 1_000_000_000.0 } else { MICROS };
+        let divisor = if tx.status & STA_NANO != 0 {
+            1_000_000_000.0
+        } else {
+            MICROS
+        };
         let synced = if state == TIME_ERROR { 0.0 } else { 1.0 };
 
         let gauges: [(&str, &str, f64); 13] = [
-            ("node_timex_sync_status", "Is clock synchronized to a reliable server (1 = yes, 0 = no).", synced),
+            (
+                "node_timex_sync_status",
+                "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+                synced,
+            ),
             (
                 "node_timex_offset_seconds",
                 "Time offset in between local system and reference clock.",
@@ -45,28 +53,76 @@ impl Collect for Timex {
                 "Local clock frequency adjustment.",
                 1.0 + tx.freq as f64 / PPM16FRAC,
             ),
-            ("node_timex_maxerror_seconds", "Maximum error in seconds.", tx.maxerror as f64 / MICROS),
-            ("node_timex_estimated_error_seconds", "Estimated error in seconds.", tx.esterror as f64 / MICROS),
-            ("node_timex_status", "Value of the status array bits.", tx.status as f64),
-            ("node_timex_loop_time_constant", "Phase-locked loop time constant.", tx.constant as f64),
-            ("node_timex_tick_seconds", "Seconds between clock ticks.", tx.tick as f64 / MICROS),
-            ("node_timex_pps_frequency_hertz", "Pulse per second frequency.", tx.ppsfreq as f64 / PPM16FRAC),
-            ("node_timex_pps_jitter_seconds", "Pulse per second jitter.", tx.jitter as f64 / divisor),
-            ("node_timex_pps_shift_seconds", "Pulse per second interval duration.", tx.shift as f64),
+            (
+                "node_timex_maxerror_seconds",
+                "Maximum error in seconds.",
+                tx.maxerror as f64 / MICROS,
+            ),
+            (
+                "node_timex_estimated_error_seconds",
+                "Estimated error in seconds.",
+                tx.esterror as f64 / MICROS,
+            ),
+            (
+                "node_timex_status",
+                "Value of the status array bits.",
+                tx.status as f64,
+            ),
+            (
+                "node_timex_loop_time_constant",
+                "Phase-locked loop time constant.",
+                tx.constant as f64,
+            ),
+            (
+                "node_timex_tick_seconds",
+                "Seconds between clock ticks.",
+                tx.tick as f64 / MICROS,
+            ),
+            (
+                "node_timex_pps_frequency_hertz",
+                "Pulse per second frequency.",
+                tx.ppsfreq as f64 / PPM16FRAC,
+            ),
+            (
+                "node_timex_pps_jitter_seconds",
+                "Pulse per second jitter.",
+                tx.jitter as f64 / divisor,
+            ),
+            (
+                "node_timex_pps_shift_seconds",
+                "Pulse per second interval duration.",
+                tx.shift as f64,
+            ),
             (
                 "node_timex_pps_stability_hertz",
                 "Pulse per second stability, average of recent frequency changes.",
                 tx.stabil as f64 / PPM16FRAC,
             ),
-            ("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", tx.tai as f64),
+            (
+                "node_timex_tai_offset_seconds",
+                "International Atomic Time (TAI) offset.",
+                tx.tai as f64,
+            ),
         ];
         for (name, help, value) in gauges {
             families::gauge(enc, name, help, [(NO_LABELS, value)])?;
         }
         let counters: [(&str, &str, f64); 4] = [
-            ("node_timex_pps_jitter", "Pulse per second count of jitter limit exceeded events.", tx.jitcnt as f64),
-            ("node_timex_pps_calibration", "Pulse per second count of calibration intervals.", tx.calcnt as f64),
-            ("node_timex_pps_error", "Pulse per second count of calibration errors.", tx.errcnt as f64),
+            (
+                "node_timex_pps_jitter",
+                "Pulse per second count of jitter limit exceeded events.",
+                tx.jitcnt as f64,
+            ),
+            (
+                "node_timex_pps_calibration",
+                "Pulse per second count of calibration intervals.",
+                tx.calcnt as f64,
+            ),
+            (
+                "node_timex_pps_error",
+                "Pulse per second count of calibration errors.",
+                tx.errcnt as f64,
+            ),
             (
                 "node_timex_pps_stability_exceeded",
                 "Pulse per second count of stability limit exceeded events.",

@@ -17,12 +17,16 @@ impl Properties {
     /// Reads the entry under `rootfs`; the host's /run is not the pod's.
     pub fn read(rootfs: &Path, major: i32, minor: i32) -> Self {
         let path = rootfs.join(format!("run/udev/data/b{major}:{minor}"));
-        Properties { text: read(&path).unwrap_or_default() }
+        Properties {
+            text: read(&path).unwrap_or_default(),
+        }
     }
 
     #[cfg(test)]
     pub fn from_text(text: &str) -> Self {
-        Properties { text: text.to_string() }
+        Properties {
+            text: text.to_string(),
+        }
     }
 
     /// A property's value, if the entry has it.
@@ -61,7 +65,10 @@ mod tests {
         assert_eq!(p.get("BROKEN"), None);
         assert_eq!(p.label("ID_WWN"), "");
         assert_eq!(p.serial(), "QM1");
-        assert_eq!(Properties::from_text("E:SCSI_IDENT_SERIAL=S1\nE:ID_SERIAL_SHORT=QM1\n").serial(), "S1");
+        assert_eq!(
+            Properties::from_text("E:SCSI_IDENT_SERIAL=S1\nE:ID_SERIAL_SHORT=QM1\n").serial(),
+            "S1"
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ fn default_field(key: &str) -> bool {
     key.starts_with("oom_kill")
         || key.starts_with("pgpg")
         || key.starts_with("pswp")
-        || key.strip_prefix("pg").is_some_and(|rest| rest.contains("fault"))
+        || key
+            .strip_prefix("pg")
+            .is_some_and(|rest| rest.contains("fault"))
 }
 
 #[cfg(test)]
@@ -64,14 +66,31 @@ mod tests {
         let vmstat = "nr_free_pages 5\npgpgin 2009785\npgpgout 7\npswpin 0\npswpout 0\npgfault 5095074\n\
                       pgmajfault 1383\nthp_fault_alloc 3\noom_kill 0\npgsteal_kswapd 9\n";
         let keys: Vec<_> = parse(vmstat).unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["pgpgin", "pgpgout", "pswpin", "pswpout", "pgfault", "pgmajfault", "oom_kill"]);
-        assert_eq!(parse("pgfault 5095074\n").unwrap(), [("pgfault", 5095074.0)]);
+        assert_eq!(
+            keys,
+            [
+                "pgpgin",
+                "pgpgout",
+                "pswpin",
+                "pswpout",
+                "pgfault",
+                "pgmajfault",
+                "oom_kill"
+            ]
+        );
+        assert_eq!(
+            parse("pgfault 5095074\n").unwrap(),
+            [("pgfault", 5095074.0)]
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(parse("pgfault\n").is_err());
         assert!(parse("pgfault x\n").is_err());
-        assert!(parse("nr_free_pages x\n").unwrap().is_empty(), "unserved fields are not parsed");
+        assert!(
+            parse("nr_free_pages x\n").unwrap().is_empty(),
+            "unserved fields are not parsed"
+        );
     }
 }

@@ -50,7 +50,12 @@ impl Source {
 
     /// A source with one more resource attribute (the tap adds `container.id`);
     /// empty values are left out (the collector reads them as absent anyway).
-    pub fn with_extra(id: u64, labels: PodContainer, node: &str, extra: Option<(&str, &str)>) -> Source {
+    pub fn with_extra(
+        id: u64,
+        labels: PodContainer,
+        node: &str,
+        extra: Option<(&str, &str)>,
+    ) -> Source {
         let mut attrs = Vec::new();
         let base = [
             ("k8s.namespace.name", labels.namespace.as_str()),

@@ -41,16 +41,32 @@ pub struct Tap {
 
 impl Tap {
     pub fn new(input: TapInput, node: String) -> Tap {
-        Tap { input, node, sources: HashMap::new(), next_id: FIRST_ID }
+        Tap {
+            input,
+            node,
+            sources: HashMap::new(),
+            next_id: FIRST_ID,
+        }
     }
 
     /// Moves waiting lines into `batch` until it holds `max_bytes`; returns how many.
-    pub fn drain(&mut self, batch: &mut BatchBuilder, max_bytes: usize, redactor: &Redactor) -> usize {
+    pub fn drain(
+        &mut self,
+        batch: &mut BatchBuilder,
+        max_bytes: usize,
+        redactor: &Redactor,
+    ) -> usize {
         let mut n = 0;
         while batch.bytes() < max_bytes {
-            let Ok(line) = self.input.lines.try_recv() else { break };
+            let Ok(line) = self.input.lines.try_recv() else {
+                break;
+            };
             let src = self.source(line.cgroup_id);
-            let stream = if line.fd == 2 { Stream::Stderr } else { Stream::Stdout };
+            let stream = if line.fd == 2 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            };
             let ts = line.unix_ns.max(0) as u64;
             batch.add(&src, ts, ts, stream, &redactor.apply(&line.text));
             n += 1;
@@ -64,7 +80,12 @@ impl Tap {
         {
             return src.clone();
         }
-        let w = self.input.workloads.lock().unwrap_or_else(|p| p.into_inner()).workload(cgroup_id);
+        let w = self
+            .input
+            .workloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .workload(cgroup_id);
         let labels = PodContainer {
             namespace: w.namespace.clone(),
             pod: w.pod.clone(),
@@ -72,10 +93,20 @@ impl Tap {
             container: w.container.clone(),
         };
         // Without the pod watcher only the container id is known; it keeps streams apart.
-        let id = if w.container_id.is_empty() { w.cgroup.to_string() } else { w.container_id.clone() };
+        let id = if w.container_id.is_empty() {
+            w.cgroup.to_string()
+        } else {
+            w.container_id.clone()
+        };
         self.next_id += 1;
-        let src = Arc::new(Source::with_extra(self.next_id, labels, &self.node, Some(("container.id", &id))));
-        self.sources.insert(cgroup_id, (src.clone(), Instant::now()));
+        let src = Arc::new(Source::with_extra(
+            self.next_id,
+            labels,
+            &self.node,
+            Some(("container.id", &id)),
+        ));
+        self.sources
+            .insert(cgroup_id, (src.clone(), Instant::now()));
         src
     }
 }

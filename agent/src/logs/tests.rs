@@ -602,4 +602,3 @@ fn a_full_queue_stops_reading_instead_of_dropping_and_redaction_applies() {
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0].offset, text.len() as u64);
 }
-

@@ -27,7 +27,10 @@ fn labels(r: &Reading, key: &DiskKey) -> Labels {
 }
 
 /// Per-cgroup series: the workload's labels, then device and op.
-fn cgroup_io<'a>(r: &'a Reading, pick: fn(&CgroupIo) -> u64) -> impl Iterator<Item = (Labels, f64)> + 'a {
+fn cgroup_io<'a>(
+    r: &'a Reading,
+    pick: fn(&CgroupIo) -> u64,
+) -> impl Iterator<Item = (Labels, f64)> + 'a {
     r.snapshot.cgroups.iter().flat_map(move |(id, d)| {
         d.io.iter().map(move |(disk, io)| {
             let mut l = r.labels(*id);
@@ -69,7 +72,11 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
         "Block I/O latency from issue to the device until completion, by device and operation.",
         disks.iter().map(|(k, s)| {
             let (sum, buckets) = prometheus_buckets(&s.latency);
-            HistogramSample { labels: labels(r, k), sum, buckets }
+            HistogramSample {
+                labels: labels(r, k),
+                sum,
+                buckets,
+            }
         }),
     )
 }

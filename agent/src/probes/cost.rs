@@ -18,7 +18,9 @@ pub fn read(ebpf: &Ebpf, up: &[Probe]) -> Vec<ProgramCost> {
     let mut out = Vec::new();
     for &probe in up {
         for &program in programs(probe) {
-            let Some(info) = ebpf.program(program).and_then(|p| p.info().ok()) else { continue };
+            let Some(info) = ebpf.program(program).and_then(|p| p.info().ok()) else {
+                continue;
+            };
             out.push(ProgramCost {
                 probe,
                 program,

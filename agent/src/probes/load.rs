@@ -16,7 +16,11 @@ pub fn programs(probe: Probe) -> &'static [&'static str] {
     match probe {
         Probe::Runqueue => &["sched_wakeup", "sched_wakeup_new", "sched_switch"],
         Probe::Oom => &["mark_victim"],
-        Probe::Tcp => &["tcp_retransmit_skb", "tcp_send_reset", "inet_sock_set_state"],
+        Probe::Tcp => &[
+            "tcp_retransmit_skb",
+            "tcp_send_reset",
+            "inet_sock_set_state",
+        ],
         Probe::Blockio => &["block_bio_queue", "block_rq_issue", "block_rq_complete"],
     }
 }
@@ -44,7 +48,11 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
     let wanted = |p: &Probe| cfg.probes.contains(p);
     let mut status: Vec<ProbeStatus> = Probe::ALL
         .iter()
-        .map(|&probe| ProbeStatus { probe, up: false, reason: "disabled by configuration".into() })
+        .map(|&probe| ProbeStatus {
+            probe,
+            up: false,
+            reason: "disabled by configuration".into(),
+        })
         .collect();
     let tap = cfg.logs.as_ref().is_some_and(|l| l.tap);
     if cfg.probes.is_empty() && !tap {
@@ -94,7 +102,9 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
 /// which attaching needs (it is several MB: parse it once).
 fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
     if !object::embedded() {
-        return Err(anyhow!("this sonde-agent was built without its eBPF object (run `cargo xtask build-ebpf`, then build again)"));
+        return Err(anyhow!(
+            "this sonde-agent was built without its eBPF object (run `cargo xtask build-ebpf`, then build again)"
+        ));
     }
     let offsets = offsets::resolve(Path::new(offsets::VMLINUX_BTF))?;
     let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
@@ -114,7 +124,15 @@ fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
         .load(object::OBJECT)
         .context("loading the eBPF object (needs root, or CAP_BPF with CAP_PERFMON)")?;
     let maps = Maps::take(&mut ebpf)?;
-    Ok((Loaded { ebpf, maps, stats: None, stdio: None }, btf))
+    Ok((
+        Loaded {
+            ebpf,
+            maps,
+            stats: None,
+            stdio: None,
+        },
+        btf,
+    ))
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {
@@ -125,14 +143,18 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, probe: Probe) -> Result<()> {
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} is missing from the eBPF object"))?
                 .try_into()?;
-            prog.load(name, btf).with_context(|| format!("loading {name}"))?;
+            prog.load(name, btf)
+                .with_context(|| format!("loading {name}"))?;
             prog.attach().with_context(|| format!("attaching {name}"))?;
             Ok(())
         })();
         if let Err(e) = result {
             // Leave nothing of a half-attached probe behind.
             for done in &names[..=i] {
-                if let Some(p) = ebpf.program_mut(done).and_then(|p| <&mut BtfTracePoint>::try_from(p).ok()) {
+                if let Some(p) = ebpf
+                    .program_mut(done)
+                    .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+                {
                     let _ = p.unload();
                 }
             }
@@ -162,7 +184,11 @@ fn concise(e: &anyhow::Error) -> String {
             tracing::debug!(verifier_log = %log, "verifier rejected a program");
             let last = log.lines().rev().find(|l| {
                 let l = l.trim();
-                !l.is_empty() && !l.starts_with("verification time") && !l.starts_with("processed ") && !l.starts_with("stack depth") && !l.starts_with(':')
+                !l.is_empty()
+                    && !l.starts_with("verification time")
+                    && !l.starts_with("processed ")
+                    && !l.starts_with("stack depth")
+                    && !l.starts_with(':')
             });
             format!("{head} Verifier: {}", last.unwrap_or("").trim())
         }
@@ -182,7 +208,10 @@ fn release_freed_memory() {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels >= 5.11");
     }

@@ -9,7 +9,8 @@ use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sonde_probe_abi::{
-    CgroupCounters, CgroupIo, CgroupIoKey, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS, bucket_upper_ns,
+    CgroupCounters, CgroupIo, CgroupIoKey, DiskKey, DiskStats, HIST_BUCKETS, Hist, LOSS_KINDS,
+    bucket_upper_ns,
 };
 
 /// What one read of the maps found: totals since load, summed over CPUs.
@@ -42,8 +43,13 @@ pub struct Maps {
 
 impl Maps {
     pub fn take(ebpf: &mut Ebpf) -> Result<Maps> {
-        fn map<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &str) -> Result<T> {
-            let m = ebpf.take_map(name).with_context(|| format!("map {name} missing from the eBPF object"))?;
+        fn map<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+            ebpf: &mut Ebpf,
+            name: &str,
+        ) -> Result<T> {
+            let m = ebpf
+                .take_map(name)
+                .with_context(|| format!("map {name} missing from the eBPF object"))?;
             T::try_from(m).with_context(|| format!("map {name}"))
         }
         Ok(Maps {
@@ -82,7 +88,11 @@ impl Maps {
                 io.requests += x.requests;
                 io.bytes += x.bytes;
             }
-            snap.cgroups.entry(key.cgroup_id).or_default().io.push((key.disk, io));
+            snap.cgroups
+                .entry(key.cgroup_id)
+                .or_default()
+                .io
+                .push((key.disk, io));
         }
         for (key, per_cpu) in self.disks.iter().filter_map(Result::ok) {
             let mut d = DiskStats::ZERO;
@@ -108,8 +118,12 @@ impl Maps {
             let _ = self.connect.remove(id);
             let _ = self.counters.remove(id);
         }
-        let io_keys: Vec<CgroupIoKey> =
-            self.cgroup_io.keys().filter_map(Result::ok).filter(|k| dead.contains(&k.cgroup_id)).collect();
+        let io_keys: Vec<CgroupIoKey> = self
+            .cgroup_io
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| dead.contains(&k.cgroup_id))
+            .collect();
         for key in &io_keys {
             let _ = self.cgroup_io.remove(key);
         }
@@ -135,7 +149,10 @@ fn sum_hists<'a>(hists: impl Iterator<Item = &'a Hist>) -> Hist {
 pub fn prometheus_buckets(h: &Hist) -> (f64, Vec<(f64, u64)>) {
     const FIRST: usize = 10;
     const LAST: usize = 34;
-    const _: () = assert!(LAST + 1 < HIST_BUCKETS, "exported bounds must be closed kernel buckets");
+    const _: () = assert!(
+        LAST + 1 < HIST_BUCKETS,
+        "exported bounds must be closed kernel buckets"
+    );
     let mut out = Vec::with_capacity((LAST - FIRST) / 2 + 2);
     let mut pending = 0u64;
     for (i, &n) in h.buckets.iter().enumerate() {

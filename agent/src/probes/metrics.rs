@@ -22,22 +22,35 @@ impl Collector for ProbeMetrics {
             &mut enc,
             "sonde_probe_up",
             "Whether an eBPF probe is loaded and attached (1) or off (0; the log says why).",
-            self.status.iter().map(|s| (crate::labels!("probe" => s.probe.name()), if s.up { 1.0 } else { 0.0 })),
+            self.status.iter().map(|s| {
+                (
+                    crate::labels!("probe" => s.probe.name()),
+                    if s.up { 1.0 } else { 0.0 },
+                )
+            }),
         )?;
         families::gauge(
             &mut enc,
             "sonde_bpf_stats_enabled",
             "Whether the kernel is keeping BPF run-time stats for the probes' cost metrics.",
-            [(families::Labels::new(), if self.stats_enabled { 1.0 } else { 0.0 })],
+            [(
+                families::Labels::new(),
+                if self.stats_enabled { 1.0 } else { 0.0 },
+            )],
         )?;
-        let Some(r) = self.latest.read().unwrap().clone() else { return Ok(()) };
+        let Some(r) = self.latest.read().unwrap().clone() else {
+            return Ok(());
+        };
         families::counter(
             &mut enc,
             "sonde_probe_events_lost",
             "Kernel events the probes could not record, by probe and reason.",
             Loss::ALL.iter().map(|l| {
                 let (probe, reason) = l.labels();
-                (crate::labels!("probe" => probe, "reason" => reason), r.snapshot.lost[*l as usize] as f64)
+                (
+                    crate::labels!("probe" => probe, "reason" => reason),
+                    r.snapshot.lost[*l as usize] as f64,
+                )
             }),
         )?;
         families::counter(
@@ -45,14 +58,22 @@ impl Collector for ProbeMetrics {
             "sonde_bpf_program_run_seconds",
             "Time the kernel spent running each eBPF program.",
             r.costs.iter().map(|c| {
-                (crate::labels!("probe" => c.probe.name(), "program" => c.program), c.run_ns as f64 / 1e9)
+                (
+                    crate::labels!("probe" => c.probe.name(), "program" => c.program),
+                    c.run_ns as f64 / 1e9,
+                )
             }),
         )?;
         families::counter(
             &mut enc,
             "sonde_bpf_program_runs",
             "Times the kernel ran each eBPF program.",
-            r.costs.iter().map(|c| (crate::labels!("probe" => c.probe.name(), "program" => c.program), c.runs as f64)),
+            r.costs.iter().map(|c| {
+                (
+                    crate::labels!("probe" => c.probe.name(), "program" => c.program),
+                    c.runs as f64,
+                )
+            }),
         )?;
         families::gauge(
             &mut enc,

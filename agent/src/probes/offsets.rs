@@ -14,7 +14,8 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Resolves every offset the programs use; the error names the missing field.
 pub fn resolve(btf_path: &Path) -> Result<KernelOffsets> {
-    let btf = Btf::from_file(btf_path).with_context(|| format!("reading BTF from {}", btf_path.display()))?;
+    let btf = Btf::from_file(btf_path)
+        .with_context(|| format!("reading BTF from {}", btf_path.display()))?;
     let off = |path: &str| field_offset(&btf, path);
     Ok(KernelOffsets {
         task_pid: off("task_struct.pid")?,
@@ -38,8 +39,12 @@ pub fn resolve(btf_path: &Path) -> Result<KernelOffsets> {
 
 /// Byte offset of `struct.field`, looking through anonymous structs and unions.
 fn field_offset(btf: &Btf, path: &str) -> Result<u32> {
-    let (strukt, field) = path.split_once('.').ok_or_else(|| anyhow!("bad field path {path}"))?;
-    let types = btf.resolve_types_by_name(strukt).with_context(|| format!("kernel BTF has no struct {strukt}"))?;
+    let (strukt, field) = path
+        .split_once('.')
+        .ok_or_else(|| anyhow!("bad field path {path}"))?;
+    let types = btf
+        .resolve_types_by_name(strukt)
+        .with_context(|| format!("kernel BTF has no struct {strukt}"))?;
     for t in types {
         if let Type::Struct(s) = t {
             if let Some(bits) = find_member(btf, &s, field)? {
@@ -56,7 +61,9 @@ fn field_offset(btf: &Btf, path: &str) -> Result<u32> {
 /// Bit offset of `field` within `s`, if present (directly or in an anonymous member).
 fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>> {
     for m in &s.members {
-        if m.bitfield_size().is_some_and(|n| n != 0) && btf.resolve_name(m).ok().as_deref() == Some(field) {
+        if m.bitfield_size().is_some_and(|n| n != 0)
+            && btf.resolve_name(m).ok().as_deref() == Some(field)
+        {
             bail!("{field} is a bitfield; the probes cannot read it");
         }
         let name = btf.resolve_name(m).unwrap_or_default();
@@ -64,7 +71,9 @@ fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>
             return Ok(Some(m.bit_offset()));
         }
         if name.is_empty() {
-            if let Type::Struct(inner) | Type::Union(inner) = strip_modifiers(btf, btf.resolve_chained_type(m)?)? {
+            if let Type::Struct(inner) | Type::Union(inner) =
+                strip_modifiers(btf, btf.resolve_chained_type(m)?)?
+            {
                 if let Some(bits) = find_member(btf, &inner, field)? {
                     return Ok(Some(m.bit_offset() + bits));
                 }
@@ -78,7 +87,9 @@ fn strip_modifiers(btf: &Btf, mut t: Type) -> Result<Type> {
     loop {
         t = match &t {
             Type::Typedef(x) => btf.resolve_chained_type(x)?,
-            Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => btf.resolve_chained_type(x)?,
+            Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => {
+                btf.resolve_chained_type(x)?
+            }
             Type::TypeTag(x) => btf.resolve_chained_type(x)?,
             _ => return Ok(t),
         }
@@ -103,7 +114,9 @@ mod tests {
         assert!(o.task_cgroups > o.task_pid);
         assert_ne!(o.kernfs_node_id, 0, "id is never kernfs_node's first field");
         let btf = Btf::from_file(path).unwrap();
-        let e = field_offset(&btf, "task_struct.no_such_field").unwrap_err().to_string();
+        let e = field_offset(&btf, "task_struct.no_such_field")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("task_struct.no_such_field"), "{e}");
     }
 }

@@ -19,7 +19,9 @@ use crate::{enrich::workloads::Workloads, export::families};
 pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workloads>>) {
     // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
     // and it lives inside the AsyncFd.
-    let mut fd = match unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) } {
+    let mut fd = match unsafe {
+        AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE)
+    } {
         Ok(fd) => fd,
         Err(e) => {
             error!(error = %e, "cannot watch the OOM event ring buffer; OOM kills are only counted");
@@ -27,7 +29,9 @@ pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workl
         }
     };
     loop {
-        let Ok(mut ready) = fd.readable_mut().await else { return };
+        let Ok(mut ready) = fd.readable_mut().await else {
+            return;
+        };
         let ring = ready.get_inner_mut();
         while let Some(item) = ring.next() {
             if item.len() < size_of::<OomEvent>() {
@@ -35,7 +39,11 @@ pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workl
             }
             // SAFETY: the kernel program wrote exactly one OomEvent into this record.
             let ev: OomEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let comm_len = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
+            let comm_len = ev
+                .comm
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(ev.comm.len());
             let comm = String::from_utf8_lossy(&ev.comm[..comm_len]).into_owned();
             let w = workloads.lock().unwrap().workload(ev.cgroup_id);
             warn!(

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-
 use prometheus_client::encoding::DescriptorEncoder;
 use sonde_probe_abi::Hist;
 
@@ -54,7 +53,11 @@ impl Reading {
             help,
             self.snapshot.cgroups.iter().filter_map(|(id, d)| {
                 let (sum, buckets) = prometheus_buckets(pick(d)?);
-                Some(HistogramSample { labels: self.labels(*id), sum, buckets })
+                Some(HistogramSample {
+                    labels: self.labels(*id),
+                    sum,
+                    buckets,
+                })
             }),
         )
     }
@@ -86,16 +89,34 @@ pub fn spawn(
             loop {
                 let started = Instant::now();
                 let snapshot = loaded.maps.read();
-                let (resolved, gone) = workloads.lock().unwrap().resolve(snapshot.cgroups.keys().copied());
+                let (resolved, gone) = workloads
+                    .lock()
+                    .unwrap()
+                    .resolve(snapshot.cgroups.keys().copied());
                 if !gone.is_empty() {
-                    tracing::debug!(count = gone.len(), "forgetting cgroups gone for longer than the grace period");
+                    tracing::debug!(
+                        count = gone.len(),
+                        "forgetting cgroups gone for longer than the grace period"
+                    );
                     loaded.maps.forget(&gone);
                 }
                 let devs = snapshot.disks.iter().map(|(k, _)| k.dev);
-                let cgroup_devs = snapshot.cgroups.values().flat_map(|d| d.io.iter().map(|(k, _)| k.dev));
-                let disk_names = devs.chain(cgroup_devs).map(|dev| (dev, disks.name(dev))).collect();
+                let cgroup_devs = snapshot
+                    .cgroups
+                    .values()
+                    .flat_map(|d| d.io.iter().map(|(k, _)| k.dev));
+                let disk_names = devs
+                    .chain(cgroup_devs)
+                    .map(|dev| (dev, disks.name(dev)))
+                    .collect();
                 let costs = super::cost::read(&loaded.ebpf, &up);
-                let reading = Reading { snapshot, workloads: resolved, disk_names, costs, took: started.elapsed() };
+                let reading = Reading {
+                    snapshot,
+                    workloads: resolved,
+                    disk_names,
+                    costs,
+                    took: started.elapsed(),
+                };
                 *latest.write().unwrap() = Some(Arc::new(reading));
                 std::thread::sleep(interval.saturating_sub(started.elapsed()));
             }

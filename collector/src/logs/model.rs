@@ -48,7 +48,12 @@ pub struct LogReadError(pub String);
 /// Time ranges are `[start_ns, end_ns)`.
 pub trait LogSource: Send + Sync {
     /// Streams matching every matcher that may hold entries in the range.
-    fn streams(&self, matchers: &[Matcher], start_ns: i64, end_ns: i64) -> Result<Vec<StreamRef>, LogReadError>;
+    fn streams(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<StreamRef>, LogReadError>;
 
     /// Visits the stream's entries in the range in `direction` order (entries with
     /// equal timestamps in the order they were appended, reversed for backward)

@@ -45,7 +45,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback: Duration::from_secs(300), max_samples: 50_000_000, timeout: Duration::from_secs(120) }
+        EngineOptions {
+            lookback: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -113,9 +117,16 @@ impl Engine {
     pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
         let expr = syntax::parse(query)?;
         let mut ev = eval::Evaluator::new(&*self.storage, &self.opts, t, t);
-        let steps = eval::Steps { start: t, end: t, step: 1 };
+        let steps = eval::Steps {
+            start: t,
+            end: t,
+            step: 1,
+        };
         Ok(match ev.eval(&expr, &steps)? {
-            eval::Evaluated::Scalar(v) => Value::Scalar { t, v: v.first().copied().unwrap_or(f64::NAN) },
+            eval::Evaluated::Scalar(v) => Value::Scalar {
+                t,
+                v: v.first().copied().unwrap_or(f64::NAN),
+            },
             eval::Evaluated::String(v) => Value::String { t, v },
             eval::Evaluated::Vector(mut v) => Value::Vector(v.pop().unwrap_or_default()),
             eval::Evaluated::Matrix(m) => Value::Matrix(m.slice(t)),
@@ -133,7 +144,9 @@ impl Engine {
             ));
         }
         if end < start {
-            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         // Prometheus's API bound; it also keeps per-step buffers small.
         if (end - start) / step > MAX_RANGE_POINTS {
@@ -144,7 +157,8 @@ impl Engine {
         }
         let expr = syntax::parse(query)?;
         match expr.value_type() {
-            promql_parser::parser::value::ValueType::Scalar | promql_parser::parser::value::ValueType::Vector => {}
+            promql_parser::parser::value::ValueType::Scalar
+            | promql_parser::parser::value::ValueType::Vector => {}
             other => {
                 return Err(QueryError::BadData(format!(
                     "invalid expression type {:?} for range query, must be Scalar or instant Vector",
@@ -157,11 +171,16 @@ impl Engine {
         Ok(match ev.eval(&expr, &steps)? {
             eval::Evaluated::Scalar(v) => Value::Matrix(vec![RangeSeries {
                 labels: crate::model::Labels::default(),
-                samples: steps.iter().map(|(i, t)| crate::model::Sample { t, v: v[i] }).collect(),
+                samples: steps
+                    .iter()
+                    .map(|(i, t)| crate::model::Sample { t, v: v[i] })
+                    .collect(),
             }]),
             eval::Evaluated::Vector(v) => Value::Matrix(eval::vectors_to_series(v, &steps)),
             eval::Evaluated::String(_) | eval::Evaluated::Matrix(_) => {
-                return Err(QueryError::BadData("range queries must evaluate to a scalar or an instant vector".into()));
+                return Err(QueryError::BadData(
+                    "range queries must evaluate to a scalar or an instant vector".into(),
+                ));
             }
         })
     }

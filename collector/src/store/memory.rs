@@ -50,7 +50,12 @@ impl Storage for MemStorage {
         Ok(stats)
     }
 
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> std::io::Result<Vec<SeriesData>> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<SeriesData>> {
         let all = self.series.read().unwrap();
         Ok(all
             .iter()
@@ -58,16 +63,26 @@ impl Storage for MemStorage {
             .filter_map(|(l, s)| {
                 let lo = s.partition_point(|x| x.t < mint);
                 let hi = s.partition_point(|x| x.t <= maxt);
-                (lo < hi).then(|| SeriesData { labels: l.clone(), samples: s[lo..hi].to_vec() })
+                (lo < hi).then(|| SeriesData {
+                    labels: l.clone(),
+                    samples: s[lo..hi].to_vec(),
+                })
             })
             .collect())
     }
 
-    fn series(&self, matcher_sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> std::io::Result<Vec<Labels>> {
+    fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<Labels>> {
         let all = self.series.read().unwrap();
         Ok(all
             .iter()
-            .filter(|(l, _)| matcher_sets.is_empty() || matcher_sets.iter().any(|m| matches_all(m, l)))
+            .filter(|(l, _)| {
+                matcher_sets.is_empty() || matcher_sets.iter().any(|m| matches_all(m, l))
+            })
             .filter(|(_, s)| s.iter().any(|x| x.t >= mint && x.t <= maxt))
             .map(|(l, _)| l.clone())
             .collect())
@@ -82,7 +97,13 @@ impl Storage for MemStorage {
     }
 
     fn metadata(&self) -> std::io::Result<BTreeMap<String, Vec<MetricMetadata>>> {
-        Ok(self.metadata.read().unwrap().iter().map(|(k, v)| (k.clone(), vec![v.clone()])).collect())
+        Ok(self
+            .metadata
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), vec![v.clone()]))
+            .collect())
     }
 
     fn active_series(&self) -> usize {

@@ -19,11 +19,20 @@ use crate::model::{Labels, Matcher, MetricMetadata, Sample, TimeSeries};
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// The active-series cap would be exceeded by new series.
-    #[error("too many active series: limit is {limit}, this write would create {new_series} new series")]
+    #[error(
+        "too many active series: limit is {limit}, this write would create {new_series} new series"
+    )]
     SeriesLimit { limit: usize, new_series: usize },
     /// Samples older than what the store can still accept for their series.
-    #[error("{count} samples too far out of order (first: series {series}, timestamp {t} is older than {min_t})")]
-    OutOfOrder { count: usize, series: String, t: i64, min_t: i64 },
+    #[error(
+        "{count} samples too far out of order (first: series {series}, timestamp {t} is older than {min_t})"
+    )]
+    OutOfOrder {
+        count: usize,
+        series: String,
+        t: i64,
+        min_t: i64,
+    },
     #[error("invalid series: {0}")]
     Invalid(String),
     /// Durable storage failed: the write is not acknowledged.
@@ -59,14 +68,29 @@ pub trait Storage: Send + Sync + 'static {
     /// Series matching all matchers with samples in `[mint, maxt]` (inclusive,
     /// milliseconds), sorted by labels. Series without samples in the range
     /// are left out.
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> std::io::Result<Vec<SeriesData>>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<SeriesData>>;
 
     /// Label sets of series matching any of the matcher sets (all series if
     /// `matcher_sets` is empty) that have samples in `[mint, maxt]`, sorted.
-    fn series(&self, matcher_sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> std::io::Result<Vec<Labels>>;
+    fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<Labels>>;
 
     /// Sorted, unique label names over the series `series()` would return.
-    fn label_names(&self, matcher_sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> std::io::Result<Vec<String>> {
+    fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<String>> {
         let mut names: Vec<String> = Vec::new();
         for l in self.series(matcher_sets, mint, maxt)? {
             names.extend(l.iter().map(|(k, _)| k.to_string()));
@@ -77,7 +101,13 @@ pub trait Storage: Send + Sync + 'static {
     }
 
     /// Sorted, unique values of `name` over the series `series()` would return.
-    fn label_values(&self, name: &str, matcher_sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> std::io::Result<Vec<String>> {
+    fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> std::io::Result<Vec<String>> {
         let mut values: Vec<String> = Vec::new();
         for l in self.series(matcher_sets, mint, maxt)? {
             if let Some(v) = l.get(name) {

@@ -50,7 +50,11 @@ pub fn per_key(span: &str, measure: &str) -> String {
 /// per-container figures under `per`, `per_lo`, `per_hi`.
 pub fn bench(rounds: usize, dir: &TempDir, h: &Hierarchies) -> Result<Samples> {
     let mut names = Naming::new();
-    say(&format!("containers: kubelet-style cgroups in {}, marked {}", h.describe(), names.marker()));
+    say(&format!(
+        "containers: kubelet-style cgroups in {}, marked {}",
+        h.describe(),
+        names.marker()
+    ));
     let mut samples = Samples::default();
     for round in 0..rounds {
         let mut order = COUNTS;
@@ -58,14 +62,19 @@ pub fn bench(rounds: usize, dir: &TempDir, h: &Hierarchies) -> Result<Samples> {
             order.reverse();
         }
         for n in order {
-            say(&format!("containers, round {}/{rounds}: sonde-agent with {n} containers", round + 1));
+            say(&format!(
+                "containers, round {}/{rounds}: sonde-agent with {n} containers",
+                round + 1
+            ));
             let containers = Containers::start(h, &mut names, n, dir)?;
             let (agent, port) = super::start_agent(dir, "agent-containers.log")?;
             wait_for_entries(port, n, &names.marker())?;
             let (load_before, start) = (containers.cpu_seconds(), Instant::now());
             let body = scrape::measure(&agent, port, &format!("c{n}"), &mut samples)?;
             let load = (containers.cpu_seconds() - load_before) / start.elapsed().as_secs_f64();
-            let ours = prom::sample_lines(&body).filter(|l| l.contains(&names.marker())).count();
+            let ours = prom::sample_lines(&body)
+                .filter(|l| l.contains(&names.marker()))
+                .count();
             samples.push(&key(n, "ours"), ours as f64);
             samples.push(&key(n, "load_ms_per_s"), load * 1e3);
             drop(agent);
@@ -81,13 +90,23 @@ pub fn bench(rounds: usize, dir: &TempDir, h: &Hierarchies) -> Result<Samples> {
 /// named the cgroups.
 fn wait_for_entries(port: u16, n: usize, marker: &str) -> Result<()> {
     let mut seen = 0;
-    let waited = guard::wait_until("run-queue series for every container", ENTRIES_TIMEOUT, || {
-        let Ok(r) = http::get(port, "/metrics") else { return Ok(false) };
-        seen = prom::sample_lines(&r.body)
-            .filter(|l| l.contains("runqueue_latency_seconds_count{") && l.contains(marker) && l.contains(".scope"))
-            .count();
-        Ok(seen >= n)
-    });
+    let waited = guard::wait_until(
+        "run-queue series for every container",
+        ENTRIES_TIMEOUT,
+        || {
+            let Ok(r) = http::get(port, "/metrics") else {
+                return Ok(false);
+            };
+            seen = prom::sample_lines(&r.body)
+                .filter(|l| {
+                    l.contains("runqueue_latency_seconds_count{")
+                        && l.contains(marker)
+                        && l.contains(".scope")
+                })
+                .count();
+            Ok(seen >= n)
+        },
+    );
     if let Err(e) = waited {
         bail!("{e} ({seen} of {n} containers have one)");
     }
@@ -99,9 +118,16 @@ fn per_container(samples: &mut Samples) {
     let [none, half, most] = COUNTS;
     for (measure, factor) in PER_CONTAINER {
         let last = |n: usize| samples.get(&key(n, measure)).last().copied();
-        let (Some(a), Some(b), Some(c)) = (last(none), last(half), last(most)) else { continue };
-        let slope = |from: f64, to: f64, containers: usize| (to - from) / containers as f64 * factor;
-        let figures = [("per", slope(a, c, most - none)), ("per_lo", slope(a, b, half - none)), ("per_hi", slope(b, c, most - half))];
+        let (Some(a), Some(b), Some(c)) = (last(none), last(half), last(most)) else {
+            continue;
+        };
+        let slope =
+            |from: f64, to: f64, containers: usize| (to - from) / containers as f64 * factor;
+        let figures = [
+            ("per", slope(a, c, most - none)),
+            ("per_lo", slope(a, b, half - none)),
+            ("per_hi", slope(b, c, most - half)),
+        ];
         for (span, value) in figures {
             samples.push(&per_key(span, measure), value);
         }

@@ -49,7 +49,11 @@ pub fn sleep(d: Duration) -> Result<()> {
 }
 
 /// Polls `ready` every 100 ms until it says yes, for at most `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         check_interrupt()?;
@@ -86,13 +90,18 @@ impl Running {
         // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child if xtask dies
         // without unwinding (SIGKILL), so nothing outlives the bench.
         unsafe {
-            cmd.pre_exec(|| match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
-                0 => Ok(()),
-                _ => Err(io::Error::last_os_error()),
-            });
+            cmd.pre_exec(
+                || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+                    0 => Ok(()),
+                    _ => Err(io::Error::last_os_error()),
+                },
+            );
         }
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        Ok(Self { name: name.to_string(), child })
+        Ok(Self {
+            name: name.to_string(),
+            child,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -200,11 +209,20 @@ pub struct LoopDevice {
 impl LoopDevice {
     pub fn over_sparse_file(file: &Path, bytes: u64) -> Result<Self> {
         fs::File::create(file)?.set_len(bytes)?;
-        let out = Command::new("losetup").args(["--find", "--show"]).arg(file).output()?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()?;
         if !out.status.success() {
-            bail!("losetup {}: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "losetup {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
-        Ok(Self { dev: String::from_utf8(out.stdout)?.trim().to_string() })
+        Ok(Self {
+            dev: String::from_utf8(out.stdout)?.trim().to_string(),
+        })
     }
 }
 
@@ -224,9 +242,12 @@ pub struct BpfStatsOn {
 
 impl BpfStatsOn {
     pub fn enable() -> Result<Self> {
-        let before = fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        let before =
+            fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
         fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
-        Ok(Self { before: before.trim().to_string() })
+        Ok(Self {
+            before: before.trim().to_string(),
+        })
     }
 }
 

@@ -20,7 +20,8 @@ pub struct Response {
 /// `GET path` from 127.0.0.1:`port`, asking for the Prometheus text format.
 pub fn get(port: u16, path: &str) -> Result<Response> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).with_context(|| format!("connecting to {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     write!(
@@ -28,7 +29,9 @@ pub fn get(port: u16, path: &str) -> Result<Response> {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain;version=0.0.4\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::with_capacity(128 * 1024);
-    stream.read_to_end(&mut raw).with_context(|| format!("reading http://{addr}{path}"))?;
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading http://{addr}{path}"))?;
     parse(&raw).with_context(|| format!("response from http://{addr}{path}"))
 }
 
@@ -52,18 +55,29 @@ fn parse(raw: &[u8]) -> Result<Response> {
     let rest = &raw[end + 4..];
     let body = match (chunked, length) {
         (true, _) => dechunk(rest)?,
-        (false, Some(n)) => rest.get(..n).context("body shorter than its Content-Length")?.to_vec(),
+        (false, Some(n)) => rest
+            .get(..n)
+            .context("body shorter than its Content-Length")?
+            .to_vec(),
         (false, None) => rest.to_vec(),
     };
-    Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
+    Ok(Response {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>> {
     let mut body = Vec::with_capacity(rest.len());
     loop {
         let eol = find(rest, b"\r\n").context("truncated chunk size")?;
-        let size = std::str::from_utf8(&rest[..eol])?.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16).with_context(|| format!("chunk size {size:?}"))?;
+        let size = std::str::from_utf8(&rest[..eol])?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        let size =
+            usize::from_str_radix(size, 16).with_context(|| format!("chunk size {size:?}"))?;
         rest = &rest[eol + 2..];
         if size == 0 {
             return Ok(body);

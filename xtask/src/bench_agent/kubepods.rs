@@ -62,7 +62,9 @@ impl Hierarchies {
         } else if base.join("cgroup.controllers").exists() {
             base.to_path_buf()
         } else {
-            bail!("no cgroup v2 tree at {CGROUP_FS}/unified or {CGROUP_FS}: the probes key their maps by v2 cgroup");
+            bail!(
+                "no cgroup v2 tree at {CGROUP_FS}/unified or {CGROUP_FS}: the probes key their maps by v2 cgroup"
+            );
         };
         let mut all = vec![v2.clone()];
         if v2 != base {
@@ -80,8 +82,14 @@ impl Hierarchies {
 
     /// `/sys/fs/cgroup/{unified,cpu,...}`, for the report.
     pub fn describe(&self) -> String {
-        let names: Vec<String> =
-            self.all.iter().map(|p| p.file_name().map_or("?".into(), |n| n.to_string_lossy().into_owned())).collect();
+        let names: Vec<String> = self
+            .all
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or("?".into(), |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
         match self.v2.as_path() == Path::new(CGROUP_FS) {
             true => CGROUP_FS.to_string(),
             false => format!("{CGROUP_FS}/{{{}}}", names.join(",")),
@@ -99,8 +107,14 @@ pub struct Naming {
 
 impl Naming {
     pub fn new() -> Naming {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let mut n = Naming { tag: String::new(), batch: 0, state: nanos ^ (u64::from(std::process::id()) << 32) };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut n = Naming {
+            tag: String::new(),
+            batch: 0,
+            state: nanos ^ (u64::from(std::process::id()) << 32),
+        };
         n.tag = format!("{:08x}", n.random() as u32);
         n
     }
@@ -130,7 +144,15 @@ impl Naming {
             a & 0xfff,
             b & 0xffff_ffff_ffff
         );
-        let id = format!("{}{:04x}{:04x}{:016x}{:016x}{:016x}", self.tag, self.batch & 0xffff, i & 0xffff, a, b, c);
+        let id = format!(
+            "{}{:04x}{:04x}{:016x}{:016x}{:016x}",
+            self.tag,
+            self.batch & 0xffff,
+            i & 0xffff,
+            a,
+            b,
+            c
+        );
         format!(
             "{QOS_SLICE}/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
             uid.replace('-', "_")
@@ -151,10 +173,16 @@ pub struct Containers {
 }
 
 impl Containers {
-    pub fn start(h: &Hierarchies, names: &mut Naming, n: usize, dir: &TempDir) -> Result<Containers> {
+    pub fn start(
+        h: &Hierarchies,
+        names: &mut Naming,
+        n: usize,
+        dir: &TempDir,
+    ) -> Result<Containers> {
         names.batch += 1;
         let ledger_path = dir.path(&format!("{LEDGER_PREFIX}{}.list", names.batch));
-        let ledger = fs::File::create(&ledger_path).with_context(|| format!("creating {}", ledger_path.display()))?;
+        let ledger = fs::File::create(&ledger_path)
+            .with_context(|| format!("creating {}", ledger_path.display()))?;
         let (read, write) = pipe()?;
         // From here on an error drops `c`, which undoes whatever was done so far.
         let mut c = Containers {
@@ -172,13 +200,17 @@ impl Containers {
             }
             c.scopes.push(h.v2.join(&rel[1..]));
             let mut cmd = Command::new("bash");
-            cmd.args(["-c", LOOP]).stdin(Stdio::from(read.try_clone()?)).stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.args(["-c", LOOP])
+                .stdin(Stdio::from(read.try_clone()?))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
             let process = Running::spawn_with_stdin("a container's process (bash loop)", cmd)?;
             let pid = process.pid().to_string();
             c.processes.push(process);
             for root in &h.all {
                 let procs = root.join(&rel[1..]).join("cgroup.procs");
-                fs::write(&procs, &pid).with_context(|| format!("moving pid {pid} into {}", procs.display()))?;
+                fs::write(&procs, &pid)
+                    .with_context(|| format!("moving pid {pid} into {}", procs.display()))?;
             }
         }
         Ok(c)
@@ -186,7 +218,10 @@ impl Containers {
 
     /// utime + stime of the containers' processes so far, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        self.processes.iter().filter_map(|p| super::scrape::cpu_seconds(p.pid()).ok()).sum()
+        self.processes
+            .iter()
+            .filter_map(|p| super::scrape::cpu_seconds(p.pid()).ok())
+            .sum()
     }
 
     /// Creates `rel` and any missing parent below `root`, noting each directory it creates.
@@ -194,7 +229,11 @@ impl Containers {
     /// vanishes between two steps, start over.
     fn mkdir_all(&mut self, root: &Path, rel: &str) -> Result<()> {
         let leaf = root.join(&rel[1..]);
-        let chain: Vec<PathBuf> = leaf.ancestors().take_while(|d| *d != root).map(Path::to_path_buf).collect();
+        let chain: Vec<PathBuf> = leaf
+            .ancestors()
+            .take_while(|d| *d != root)
+            .map(Path::to_path_buf)
+            .collect();
         let mut attempts = 0;
         'again: loop {
             attempts += 1;
@@ -202,8 +241,12 @@ impl Containers {
                 match fs::create_dir(dir) {
                     Ok(()) => self.note_created(dir)?,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue 'again,
-                    Err(e) => return Err(e).with_context(|| format!("creating cgroup {}", dir.display())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => {
+                        continue 'again;
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating cgroup {}", dir.display()));
+                    }
                 }
             }
             return Ok(());
@@ -264,30 +307,50 @@ fn remove_deepest_first(dirs: &[PathBuf], timeout: Duration) -> Vec<PathBuf> {
 }
 
 fn has_subdirectories(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    })
 }
 
 /// Removes the cgroups that earlier runs, killed before they could clean up, left behind:
 /// those in the ledgers of scratch directories whose xtask is gone. Only `rmdir`, which
 /// cannot remove a cgroup that has processes or children. Returns how many it removed.
 pub fn sweep_stale() -> usize {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return 0 };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(guard::TEMP_DIR_PREFIX)) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(guard::TEMP_DIR_PREFIX))
+        else {
+            continue;
+        };
         if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
             continue; // not ours, or its xtask still runs (or the pid was reused: leave it)
         }
-        let Ok(files) = fs::read_dir(entry.path()) else { continue };
+        let Ok(files) = fs::read_dir(entry.path()) else {
+            continue;
+        };
         let mut all_gone = true;
         for file in files.flatten() {
-            if !file.file_name().to_string_lossy().starts_with(LEDGER_PREFIX) {
+            if !file
+                .file_name()
+                .to_string_lossy()
+                .starts_with(LEDGER_PREFIX)
+            {
                 continue;
             }
             let text = fs::read_to_string(file.path()).unwrap_or_default();
-            let dirs: Vec<PathBuf> =
-                text.lines().map(PathBuf::from).filter(|p| p.starts_with(CGROUP_FS) && p.exists()).collect();
+            let dirs: Vec<PathBuf> = text
+                .lines()
+                .map(PathBuf::from)
+                .filter(|p| p.starts_with(CGROUP_FS) && p.exists())
+                .collect();
             let left = remove_deepest_first(&dirs, Duration::ZERO);
             removed += dirs.len() - left.len();
             all_gone &= left.is_empty();
@@ -321,14 +384,29 @@ mod tests {
         let rel = names.container(7);
         let marker = names.marker();
         let parts: Vec<&str> = rel.split('/').collect();
-        assert_eq!(parts[..3], ["", "kubepods.slice", "kubepods-besteffort.slice"]);
-        let pod = parts[3].strip_prefix("kubepods-besteffort-pod").unwrap().strip_suffix(".slice").unwrap();
+        assert_eq!(
+            parts[..3],
+            ["", "kubepods.slice", "kubepods-besteffort.slice"]
+        );
+        let pod = parts[3]
+            .strip_prefix("kubepods-besteffort-pod")
+            .unwrap()
+            .strip_suffix(".slice")
+            .unwrap();
         assert!(parts[3].contains(&marker));
         let groups: Vec<usize> = pod.split('_').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
-        let id = parts[4].strip_prefix("cri-containerd-").unwrap().strip_suffix(".scope").unwrap();
+        let id = parts[4]
+            .strip_prefix("cri-containerd-")
+            .unwrap()
+            .strip_suffix(".scope")
+            .unwrap();
         assert_eq!(id.len(), 64);
-        assert!(pod.chars().chain(id.chars()).all(|c| c == '_' || c.is_ascii_hexdigit()));
+        assert!(
+            pod.chars()
+                .chain(id.chars())
+                .all(|c| c == '_' || c.is_ascii_hexdigit())
+        );
         assert_ne!(rel, names.container(7), "every call names a new container");
     }
 }

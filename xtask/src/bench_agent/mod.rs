@@ -42,7 +42,15 @@ const ROUNDS: usize = 5;
 /// The agent's probe map reading interval in this bench (its cost metrics move this often).
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const PROBE_INTERVAL_FLAG: &str = "1s";
-const PEERS: [&str; 7] = ["prometheus-node-exporter", "bpftrace", "bpftool", "losetup", "dd", "python3", "bash"];
+const PEERS: [&str; 7] = [
+    "prometheus-node-exporter",
+    "bpftrace",
+    "bpftool",
+    "losetup",
+    "dd",
+    "python3",
+    "bash",
+];
 
 pub fn run() -> Result<()> {
     let cgroups = preflight()?;
@@ -58,7 +66,8 @@ pub fn run() -> Result<()> {
     let containers = containers::bench(ROUNDS, &dir, &cgroups)?;
 
     let agent = report::render(&machine, ROUNDS, &scrape, &probes);
-    let per_container = report::render_containers(&machine, ROUNDS, &cgroups.describe(), &containers);
+    let per_container =
+        report::render_containers(&machine, ROUNDS, &cgroups.describe(), &containers);
     println!("{agent}\n{per_container}");
     report::write_section(report::AGENT, &agent)?;
     let path = report::write_section(report::CONTAINERS, &per_container)?;
@@ -71,16 +80,23 @@ pub fn run() -> Result<()> {
 fn preflight() -> Result<kubepods::Hierarchies> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("`cargo xtask bench agent` needs root: it loads eBPF probes, runs bpftrace and creates cgroups");
+        bail!(
+            "`cargo xtask bench agent` needs root: it loads eBPF probes, runs bpftrace and creates cgroups"
+        );
     }
     let missing: Vec<&str> = PEERS.into_iter().filter(|p| !on_path(p)).collect();
     if !missing.is_empty() {
-        bail!("missing on PATH: {} (`cargo xtask setup` installs the peers)", missing.join(", "));
+        bail!(
+            "missing on PATH: {} (`cargo xtask setup` installs the peers)",
+            missing.join(", ")
+        );
     }
     let cgroups = kubepods::Hierarchies::detect()?;
     let swept = kubepods::sweep_stale();
     if swept > 0 {
-        say(&format!("removed {swept} empty cgroups an interrupted earlier run left behind"));
+        say(&format!(
+            "removed {swept} empty cgroups an interrupted earlier run left behind"
+        ));
     }
     Ok(cgroups)
 }
@@ -101,23 +117,41 @@ fn start_agent(dir: &TempDir, log_name: &str) -> Result<(Running, u16)> {
     let log = dir.log(log_name)?;
     let mut cmd = Command::new(agent_binary());
     cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--probes", "all"])
-        .args(["--probe-interval", PROBE_INTERVAL_FLAG, "--log-format", "json"])
+        .args([
+            "--probe-interval",
+            PROBE_INTERVAL_FLAG,
+            "--log-format",
+            "json",
+        ])
         .stdout(log.try_clone()?)
         .stderr(log);
     let mut agent = Running::spawn("sonde-agent", cmd)?;
-    guard::wait_until("sonde-agent's first probe reading", Duration::from_secs(30), || {
-        if agent.exited()? {
-            bail!("sonde-agent exited; its log ends:\n{}", dir.tail(log_name));
-        }
-        let Ok(r) = http::get(port, "/metrics") else { return Ok(false) };
-        let down: Vec<&str> = prom::samples(&r.body, "sonde_probe_up")
-            .filter(|s| s.value != 1.0)
-            .filter_map(|s| prom::label(s.labels, "probe"))
-            .collect();
-        if !down.is_empty() {
-            bail!("sonde-agent probes down: {} (its log ends:\n{})", down.join(", "), dir.tail(log_name));
-        }
-        Ok(r.status == 200 && prom::samples(&r.body, "sonde_bpf_program_runs_total").next().is_some())
-    })?;
+    guard::wait_until(
+        "sonde-agent's first probe reading",
+        Duration::from_secs(30),
+        || {
+            if agent.exited()? {
+                bail!("sonde-agent exited; its log ends:\n{}", dir.tail(log_name));
+            }
+            let Ok(r) = http::get(port, "/metrics") else {
+                return Ok(false);
+            };
+            let down: Vec<&str> = prom::samples(&r.body, "sonde_probe_up")
+                .filter(|s| s.value != 1.0)
+                .filter_map(|s| prom::label(s.labels, "probe"))
+                .collect();
+            if !down.is_empty() {
+                bail!(
+                    "sonde-agent probes down: {} (its log ends:\n{})",
+                    down.join(", "),
+                    dir.tail(log_name)
+                );
+            }
+            Ok(r.status == 200
+                && prom::samples(&r.body, "sonde_bpf_program_runs_total")
+                    .next()
+                    .is_some())
+        },
+    )?;
     Ok((agent, port))
 }

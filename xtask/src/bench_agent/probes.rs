@@ -65,10 +65,15 @@ pub const BLOCK: [&str; 2] = ["block_rq_issue", "block_rq_complete"];
 /// sides `sonde`, `bpftrace` (the histogram) and `floor`.
 pub fn bench(rounds: usize, dir: &TempDir) -> Result<Samples> {
     let disk = LoopDevice::over_sparse_file(&dir.path("disk.img"), DISK_BYTES)?;
-    say(&format!("probe cost: block I/O goes to {} (over a sparse file in {})", disk.dev, dir.path("").display()));
+    say(&format!(
+        "probe cost: block I/O goes to {} (over a sparse file in {})",
+        disk.dev,
+        dir.path("").display()
+    ));
     let mut samples = Samples::default();
     for round in 0..rounds {
-        let progress = |what: &str| say(&format!("probe cost, round {}/{rounds}: {what}", round + 1));
+        let progress =
+            |what: &str| say(&format!("probe cost, round {}/{rounds}: {what}", round + 1));
         let sonde = |samples: &mut Samples| {
             progress("sonde-agent under ping-pong, then direct I/O");
             sonde_round(dir, &disk, samples)
@@ -101,12 +106,20 @@ fn sonde_round(dir: &TempDir, disk: &LoopDevice, samples: &mut Samples) -> Resul
     record(samples, "sonde", &after_ping_pong, &after_io, &BLOCK)
 }
 
-fn bpftrace_round(dir: &TempDir, side: &str, script: &str, programs: &[&str], samples: &mut Samples) -> Result<()> {
+fn bpftrace_round(
+    dir: &TempDir,
+    side: &str,
+    script: &str,
+    programs: &[&str],
+    samples: &mut Samples,
+) -> Result<()> {
     // Declared first, dropped last: stats go back off only after bpftrace has stopped.
     let _stats = BpfStatsOn::enable()?;
     let log = format!("bpftrace-{side}.log");
     let mut cmd = Command::new("bpftrace");
-    cmd.args(["-e", script]).stdout(Stdio::null()).stderr(dir.log(&log)?);
+    cmd.args(["-e", script])
+        .stdout(Stdio::null())
+        .stderr(dir.log(&log)?);
     let mut bpftrace = Running::spawn("bpftrace", cmd)?;
     let ids = wait_attached(&mut bpftrace, programs, || dir.tail(&log))?;
     let before = bpftool_costs(&ids)?;
@@ -124,7 +137,13 @@ struct Cost {
 
 type Costs = BTreeMap<String, Cost>;
 
-fn record(samples: &mut Samples, side: &str, before: &Costs, after: &Costs, programs: &[&str]) -> Result<()> {
+fn record(
+    samples: &mut Samples,
+    side: &str,
+    before: &Costs,
+    after: &Costs,
+    programs: &[&str],
+) -> Result<()> {
     for program in programs {
         let (Some(a), Some(b)) = (before.get(*program), after.get(*program)) else {
             bail!("{side}: no cost numbers for {program}");
@@ -163,27 +182,43 @@ fn sonde_costs(port: u16) -> Result<Costs> {
 
 /// Waits until bpftrace's programs are loaded and sched_switch has run (so it is attached),
 /// then a second more for the rest; returns the program ids bpftrace holds.
-fn wait_attached(bpftrace: &mut Running, programs: &[&str], log: impl Fn() -> String) -> Result<Vec<u32>> {
+fn wait_attached(
+    bpftrace: &mut Running,
+    programs: &[&str],
+    log: impl Fn() -> String,
+) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
-    guard::wait_until("bpftrace to attach its programs", Duration::from_secs(60), || {
-        if bpftrace.exited()? {
-            bail!("bpftrace exited; its log ends:\n{}", log());
-        }
-        ids = prog_ids(bpftrace.pid());
-        let Ok(costs) = bpftool_costs(&ids) else { return Ok(false) };
-        Ok(programs.iter().all(|p| costs.contains_key(*p)) && costs.get("sched_switch").is_some_and(|c| c.runs > 0.0))
-    })?;
+    guard::wait_until(
+        "bpftrace to attach its programs",
+        Duration::from_secs(60),
+        || {
+            if bpftrace.exited()? {
+                bail!("bpftrace exited; its log ends:\n{}", log());
+            }
+            ids = prog_ids(bpftrace.pid());
+            let Ok(costs) = bpftool_costs(&ids) else {
+                return Ok(false);
+            };
+            Ok(programs.iter().all(|p| costs.contains_key(*p))
+                && costs.get("sched_switch").is_some_and(|c| c.runs > 0.0))
+        },
+    )?;
     guard::sleep(Duration::from_secs(1))?;
     Ok(ids)
 }
 
 /// Ids of the BPF programs process `pid` holds fds to (from /proc/<pid>/fdinfo).
 fn prog_ids(pid: u32) -> Vec<u32> {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return Vec::new() };
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return Vec::new();
+    };
     let mut ids: Vec<u32> = fds
         .flatten()
         .filter_map(|fd| fs::read_to_string(fd.path()).ok())
-        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok()))
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+        })
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -194,9 +229,14 @@ fn prog_ids(pid: u32) -> Vec<u32> {
 fn bpftool_costs(ids: &[u32]) -> Result<Costs> {
     let mut costs = Costs::new();
     for id in ids {
-        let out = Command::new("bpftool").args(["prog", "show", "id", &id.to_string(), "-j"]).output()?;
+        let out = Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string(), "-j"])
+            .output()?;
         if !out.status.success() {
-            bail!("bpftool prog show id {id}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "bpftool prog show id {id}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let json = String::from_utf8_lossy(&out.stdout);
         if json_field(&json, "type") != Some("tracepoint") {
@@ -205,10 +245,18 @@ fn bpftool_costs(ids: &[u32]) -> Result<Costs> {
         let number = |key: &str| -> Result<f64> {
             json_field(&json, key)
                 .and_then(|v| v.parse().ok())
-                .with_context(|| format!("bpftool shows no {key} for program {id} (are BPF stats on?)"))
+                .with_context(|| {
+                    format!("bpftool shows no {key} for program {id} (are BPF stats on?)")
+                })
         };
         let name = json_field(&json, "name").context("bpftool shows no name")?;
-        costs.insert(name.to_string(), Cost { ns: number("run_time_ns")?, runs: number("run_cnt")? });
+        costs.insert(
+            name.to_string(),
+            Cost {
+                ns: number("run_time_ns")?,
+                runs: number("run_cnt")?,
+            },
+        );
     }
     Ok(costs)
 }

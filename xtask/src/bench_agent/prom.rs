@@ -9,12 +9,16 @@ pub struct Sample<'a> {
 
 /// Sample lines: every line that is neither blank nor a `#` comment.
 pub fn sample_lines(body: &str) -> impl Iterator<Item = &str> {
-    body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// The samples of one metric (the value is the first field after the name and labels).
 pub fn samples<'a>(body: &'a str, metric: &'a str) -> impl Iterator<Item = Sample<'a>> {
-    sample_lines(body).filter_map(parse).filter(move |s| s.name == metric)
+    sample_lines(body)
+        .filter_map(parse)
+        .filter(move |s| s.name == metric)
 }
 
 /// The value of `label` in a sample's label text, such as `probe="runqueue",program="x"`.
@@ -37,7 +41,11 @@ fn parse(line: &str) -> Option<Sample<'_>> {
         }
     };
     let value = rest.split_whitespace().next()?.parse().ok()?;
-    Some(Sample { name, labels, value })
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 #[cfg(test)]
@@ -46,7 +54,8 @@ mod tests {
 
     #[test]
     fn reads_samples_and_labels() {
-        let body = "# HELP x y\nx_total{probe=\"runqueue\",program=\"sched_switch\"} 821.0\nup 1\n\n";
+        let body =
+            "# HELP x y\nx_total{probe=\"runqueue\",program=\"sched_switch\"} 821.0\nup 1\n\n";
         assert_eq!(sample_lines(body).count(), 2);
         let s: Vec<_> = samples(body, "x_total").collect();
         assert_eq!(s.len(), 1);

@@ -41,12 +41,19 @@ pub struct Machine {
 impl Machine {
     pub fn detect() -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim()));
+        let cpu_model = cpuinfo.lines().find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim())
+        });
         Machine {
             date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu_model: cpu_model.unwrap_or("unknown CPU").to_string(),
-            kernel: fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             node_exporter: first_line("prometheus-node-exporter", &["--version"]),
             bpftrace: first_line("bpftrace", &["--version"]),
         }
@@ -55,9 +62,16 @@ impl Machine {
 
 /// The first line a command prints (on stdout or stderr), or "unknown".
 fn first_line(program: &str, args: &[&str]) -> String {
-    let Ok(out) = Command::new(program).args(args).output() else { return "unknown".into() };
+    let Ok(out) = Command::new(program).args(args).output() else {
+        return "unknown".into();
+    };
     let text = [out.stdout, out.stderr].concat();
-    String::from_utf8_lossy(&text).lines().next().unwrap_or("unknown").trim().to_string()
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .unwrap_or("unknown")
+        .trim()
+        .to_string()
 }
 
 impl Machine {
@@ -113,10 +127,22 @@ fn scrape_section(s: &mut String, d: &Samples) {
     ];
     for (label, key, compare) in rows {
         let (a, b) = (format!("{SONDE}/{key}"), format!("{NODE_EXPORTER}/{key}"));
-        let ratio = if compare { cell(d.ratio(&a, &b)) } else { "—".into() };
-        let _ = writeln!(s, "| {label} | {} | {} | {ratio} |", cell(d.spread(&a)), cell(d.spread(&b)));
+        let ratio = if compare {
+            cell(d.ratio(&a, &b))
+        } else {
+            "—".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {ratio} |",
+            cell(d.spread(&a)),
+            cell(d.spread(&b))
+        );
     }
-    let cpu = d.ratio(&format!("{SONDE}/cpu_ms"), &format!("{NODE_EXPORTER}/cpu_ms"));
+    let cpu = d.ratio(
+        &format!("{SONDE}/cpu_ms"),
+        &format!("{NODE_EXPORTER}/cpu_ms"),
+    );
     let rss = d.spread(&format!("{SONDE}/rss_mib"));
     let _ = write!(
         s,
@@ -149,9 +175,16 @@ fn probe_section(s: &mut String, d: &Samples) {
         probes::DD_BLOCKS,
     );
     for program in SCHED.into_iter().chain(BLOCK) {
-        let workload = if SCHED.contains(&program) { "ping-pong" } else { "direct I/O" };
-        let (sonde, bpftrace, floor) =
-            (format!("sonde/{program}"), format!("bpftrace/{program}"), format!("floor/{program}"));
+        let workload = if SCHED.contains(&program) {
+            "ping-pong"
+        } else {
+            "direct I/O"
+        };
+        let (sonde, bpftrace, floor) = (
+            format!("sonde/{program}"),
+            format!("bpftrace/{program}"),
+            format!("floor/{program}"),
+        );
         let _ = writeln!(
             s,
             "| {program} ({workload}) | {} | {} | {} | {} | {} |",
@@ -163,7 +196,11 @@ fn probe_section(s: &mut String, d: &Samples) {
         );
     }
     let median = |key: &str| d.spread(key).map(|r| r.median);
-    let (sonde, bpftrace, floor) = (median("sonde/sched_switch"), median("bpftrace/sched_switch"), median("floor/sched_switch"));
+    let (sonde, bpftrace, floor) = (
+        median("sonde/sched_switch"),
+        median("bpftrace/sched_switch"),
+        median("floor/sched_switch"),
+    );
     let above = |x: Option<f64>| value(x.zip(floor).map(|(x, f)| x - f));
     let _ = write!(
         s,
@@ -221,7 +258,10 @@ pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples)
         ("scrapes measured", "scrapes"),
     ];
     for (label, measure) in rows {
-        let cells: Vec<String> = COUNTS.iter().map(|&n| cell(d.spread(&containers::key(n, measure)))).collect();
+        let cells: Vec<String> = COUNTS
+            .iter()
+            .map(|&n| cell(d.spread(&containers::key(n, measure))))
+            .collect();
         let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
     }
     let _ = write!(
@@ -279,17 +319,24 @@ pub fn render_containers(m: &Machine, rounds: usize, cgroups: &str, d: &Samples)
 /// per-round ranges overlap (this VM's noise); otherwise more or less than linear.
 fn linearity(d: &Samples, measure: &str, unit: &str) -> String {
     let [none, half, most] = COUNTS;
-    let (lo, hi) = (d.spread(&containers::per_key("per_lo", measure)), d.spread(&containers::per_key("per_hi", measure)));
-    let (Some(lo), Some(hi)) = (lo, hi) else { return "n/a".into() };
+    let (lo, hi) = (
+        d.spread(&containers::per_key("per_lo", measure)),
+        d.spread(&containers::per_key("per_hi", measure)),
+    );
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return "n/a".into();
+    };
     let ratio = hi.median / lo.median;
     let judged = if (ratio - 1.0).abs() <= LINEAR_WITHIN {
         format!("linear (within {:.0}%)", LINEAR_WITHIN * 100.0)
     } else if lo.min <= hi.max && hi.min <= lo.max {
         "linear within this VM's noise (the halves' per-round ranges overlap)".to_string()
     } else if ratio > 1.0 {
-        "more than linear: the second hundred costs more per container, beyond the rounds' spread".to_string()
+        "more than linear: the second hundred costs more per container, beyond the rounds' spread"
+            .to_string()
     } else {
-        "less than linear: the second hundred costs less per container, beyond the rounds' spread".to_string()
+        "less than linear: the second hundred costs less per container, beyond the rounds' spread"
+            .to_string()
     };
     format!(
         "{} {unit} per container from {none} to {half}, {} {unit} from {half} to {most} (medians; {}×): {judged}",
@@ -332,7 +379,12 @@ pub fn write_section(name: &str, section: &str) -> Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let new = splice(&old, &start, &end, &format!("{start}\n{}\n{end}\n", section.trim_end()));
+    let new = splice(
+        &old,
+        &start,
+        &end,
+        &format!("{start}\n{}\n{end}\n", section.trim_end()),
+    );
     let tmp = path.with_extension("md.tmp");
     fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
@@ -340,14 +392,21 @@ pub fn write_section(name: &str, section: &str) -> Result<PathBuf> {
 }
 
 fn markers(name: &str) -> (String, String) {
-    (format!("<!-- bench:{name}:start -->"), format!("<!-- bench:{name}:end -->"))
+    (
+        format!("<!-- bench:{name}:start -->"),
+        format!("<!-- bench:{name}:end -->"),
+    )
 }
 
 fn splice(old: &str, start_marker: &str, end_marker: &str, section: &str) -> String {
     match (old.find(start_marker), old.find(end_marker)) {
         (Some(start), Some(end)) if end > start => {
             let after = &old[end + end_marker.len()..];
-            format!("{}{section}{}", &old[..start], after.strip_prefix('\n').unwrap_or(after))
+            format!(
+                "{}{section}{}",
+                &old[..start],
+                after.strip_prefix('\n').unwrap_or(after)
+            )
         }
         _ if old.trim().is_empty() => format!("{NEW_FILE_HEADER}{section}"),
         _ => format!("{}\n\n{section}", old.trim_end()),
@@ -361,16 +420,28 @@ mod tests {
     #[test]
     fn replaces_only_its_own_section() {
         let (start, end) = markers(AGENT);
-        let old = format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nold\n{end}\ntail\n");
+        let old = format!(
+            "# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nold\n{end}\ntail\n"
+        );
         let new = splice(&old, &start, &end, &format!("{start}\nnew\n{end}\n"));
-        assert_eq!(new, format!("# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nnew\n{end}\ntail\n"));
+        assert_eq!(
+            new,
+            format!(
+                "# B\n\n<!-- bench:x:start -->\nx\n<!-- bench:x:end -->\n{start}\nnew\n{end}\ntail\n"
+            )
+        );
         assert!(splice("", &start, &end, "S\n").starts_with("# Benchmarks"));
         assert_eq!(splice("# B\n", &start, &end, "S\n"), "# B\n\nS\n");
         // A second section of the same command goes after the first, then is replaced in place.
         let (c_start, c_end) = markers(CONTAINERS);
         let both = splice(&new, &c_start, &c_end, &format!("{c_start}\nc1\n{c_end}\n"));
         assert!(both.ends_with(&format!("tail\n\n{c_start}\nc1\n{c_end}\n")));
-        let again = splice(&both, &c_start, &c_end, &format!("{c_start}\nc2\n{c_end}\n"));
+        let again = splice(
+            &both,
+            &c_start,
+            &c_end,
+            &format!("{c_start}\nc2\n{c_end}\n"),
+        );
         assert_eq!(again, both.replace("c1", "c2"));
     }
 

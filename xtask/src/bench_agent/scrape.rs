@@ -36,9 +36,16 @@ pub const NODE_EXPORTER: &str = "node_exporter";
 pub fn bench(rounds: usize, dir: &TempDir) -> Result<Samples> {
     let mut samples = Samples::default();
     for round in 0..rounds {
-        let order = if round % 2 == 0 { [SONDE, NODE_EXPORTER] } else { [NODE_EXPORTER, SONDE] };
+        let order = if round % 2 == 0 {
+            [SONDE, NODE_EXPORTER]
+        } else {
+            [NODE_EXPORTER, SONDE]
+        };
         for peer in order {
-            say(&format!("scrape cost, round {}/{rounds}: {peer}", round + 1));
+            say(&format!(
+                "scrape cost, round {}/{rounds}: {peer}",
+                round + 1
+            ));
             let (process, port) = start(peer, dir)?;
             measure(&process, port, peer, &mut samples)?;
         }
@@ -63,12 +70,19 @@ fn start_node_exporter(dir: &TempDir) -> Result<(Running, u16)> {
         .stdout(log.try_clone()?)
         .stderr(log);
     let mut ne = Running::spawn("node_exporter", cmd)?;
-    guard::wait_until("node_exporter to serve /metrics", Duration::from_secs(20), || {
-        if ne.exited()? {
-            bail!("node_exporter exited; its log ends:\n{}", dir.tail("node_exporter.log"));
-        }
-        Ok(http::get(port, "/metrics").is_ok_and(|r| r.status == 200))
-    })?;
+    guard::wait_until(
+        "node_exporter to serve /metrics",
+        Duration::from_secs(20),
+        || {
+            if ne.exited()? {
+                bail!(
+                    "node_exporter exited; its log ends:\n{}",
+                    dir.tail("node_exporter.log")
+                );
+            }
+            Ok(http::get(port, "/metrics").is_ok_and(|r| r.status == 200))
+        },
+    )?;
     Ok((ne, port))
 }
 
@@ -98,8 +112,14 @@ pub fn measure(process: &Running, port: u16, peer: &str, samples: &mut Samples) 
 
     samples.push(&format!("{peer}/cpu_ms"), busy / n * 1e3);
     samples.push(&format!("{peer}/wall_ms"), median(&walls) * 1e3);
-    samples.push(&format!("{peer}/rss_mib"), rss_kib(pid)? / 1024.0);
-    samples.push(&format!("{peer}/series"), prom::sample_lines(&body).count() as f64);
+    samples.push(
+        &format!("{peer}/rss_mib"),
+        status_bytes(pid, "VmRSS:")? as f64 / (1024.0 * 1024.0),
+    );
+    samples.push(
+        &format!("{peer}/series"),
+        prom::sample_lines(&body).count() as f64,
+    );
     samples.push(&format!("{peer}/idle_ms_per_s"), idle * 1e3);
     samples.push(&format!("{peer}/scrapes"), n);
     Ok(body)
@@ -108,7 +128,11 @@ pub fn measure(process: &Running, port: u16, peer: &str, samples: &mut Samples) 
 fn scrape(port: u16) -> Result<String> {
     let r = http::get(port, "/metrics")?;
     if r.status != 200 {
-        bail!("/metrics answered {}: {}", r.status, r.body.lines().next().unwrap_or(""));
+        bail!(
+            "/metrics answered {}: {}",
+            r.status,
+            r.body.lines().next().unwrap_or("")
+        );
     }
     Ok(r.body)
 }
@@ -127,14 +151,24 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     // Fields after the parenthesised command name: state is the 3rd field, utime the 14th.
     let after_comm = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("short /proc/<pid>/stat")?.parse::<f64>()?) };
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/<pid>/stat")?
+            .parse::<f64>()?)
+    };
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok((ticks(11)? + ticks(12)?) / ticks_per_second)
 }
 
-fn rss_kib(pid: u32) -> Result<f64> {
+/// A memory field of `/proc/<pid>/status` (`"VmRSS:"`, `"VmHWM:"`) in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("odd VmRSS")?.parse()?)
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kib * 1024)
 }

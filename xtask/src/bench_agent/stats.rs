@@ -22,7 +22,12 @@ impl Samples {
     /// Round by round `a / b`, summarised: a paired ratio, fairer than a ratio of medians
     /// when the machine's load drifts between rounds.
     pub fn ratio(&self, a: &str, b: &str) -> Option<Spread> {
-        let ratios: Vec<f64> = self.get(a).iter().zip(self.get(b)).map(|(x, y)| x / y).collect();
+        let ratios: Vec<f64> = self
+            .get(a)
+            .iter()
+            .zip(self.get(b))
+            .map(|(x, y)| x / y)
+            .collect();
         Spread::of(&ratios)
     }
 }
@@ -41,7 +46,11 @@ impl Spread {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some(Spread { median: median_of_sorted(&v), min: v[0], max: v[v.len() - 1] })
+        Some(Spread {
+            median: median_of_sorted(&v),
+            min: v[0],
+            max: v[v.len() - 1],
+        })
     }
 }
 

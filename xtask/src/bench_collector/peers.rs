@@ -208,18 +208,8 @@ impl Peer {
     /// `(VmRSS, VmHWM)` in bytes: now and the peak since start.
     pub fn rss(&self) -> Result<(u64, u64)> {
         let pid = self.pid().context("the peer is stopped")?;
-        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let field = |name: &str| -> Option<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map(|kib| kib * 1024)
-        };
-        Ok((
-            field("VmRSS:").context("VmRSS")?,
-            field("VmHWM:").context("VmHWM")?,
-        ))
+        let field = |name| crate::bench_agent::scrape::status_bytes(pid, name);
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     /// Prometheus only: writes a snapshot (the blocks, plus the head written out as a block)

@@ -1,9 +1,7 @@
 //! What the bench reads about the two programs: CPU seconds (the agent bench's
 //! reader) and peak RSS from /proc, and counters from their `/metrics`.
 
-use std::fs;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::bench_agent::http;
 
@@ -11,13 +9,7 @@ pub use crate::bench_agent::scrape::cpu_seconds;
 
 /// VmHWM (peak resident set) in bytes.
 pub fn peak_rss(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/<pid>/status")?;
-    Ok(kib * 1024)
+    crate::bench_agent::scrape::status_bytes(pid, "VmHWM:")
 }
 
 /// The sum of every sample of `name` (all label sets) on 127.0.0.1:`port`/metrics.

@@ -319,4 +319,3 @@ fn count_stored(port: u16, corpus: &Corpus) -> Result<u64> {
     }
     Ok(counted as u64)
 }
-

@@ -11,7 +11,11 @@ use super::{ContainerMeta, PodMeta};
 pub(super) fn pod_meta(pod: &Pod, label_keys: &[String]) -> Option<PodMeta> {
     let meta = &pod.metadata;
     let uid = meta.uid.clone().filter(|u| !u.is_empty())?;
-    let owner = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+    let owner = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
     let labels = meta
         .labels
         .iter()
@@ -32,24 +36,58 @@ pub(super) fn pod_meta(pod: &Pod, label_keys: &[String]) -> Option<PodMeta> {
 
 /// Every container with a usable runtime ID, from the three status lists.
 fn containers(pod: &Pod) -> Vec<ContainerMeta> {
-    let (Some(status), spec) = (&pod.status, pod.spec.as_ref()) else { return Vec::new() };
+    let (Some(status), spec) = (&pod.status, pod.spec.as_ref()) else {
+        return Vec::new();
+    };
     // The spec's image, by container name (unique across all three kinds in a pod).
     let spec_image = |name: &str| -> Option<String> {
         let spec = spec?;
-        let mut regular = spec.containers.iter().chain(spec.init_containers.iter().flatten());
-        let ephemeral = || spec.ephemeral_containers.iter().flatten().find(|c| c.name == name).map(|c| c.image.clone());
-        regular.find(|c| c.name == name).map(|c| c.image.clone()).or_else(ephemeral).flatten()
+        let mut regular = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten());
+        let ephemeral = || {
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .find(|c| c.name == name)
+                .map(|c| c.image.clone())
+        };
+        regular
+            .find(|c| c.name == name)
+            .map(|c| c.image.clone())
+            .or_else(ephemeral)
+            .flatten()
     };
-    let statuses = [&status.container_statuses, &status.init_container_statuses, &status.ephemeral_container_statuses];
-    statuses.into_iter().flatten().flatten().filter_map(|s| container(s, &spec_image)).collect()
+    let statuses = [
+        &status.container_statuses,
+        &status.init_container_statuses,
+        &status.ephemeral_container_statuses,
+    ];
+    statuses
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|s| container(s, &spec_image))
+        .collect()
 }
 
-fn container(status: &ContainerStatus, spec_image: &impl Fn(&str) -> Option<String>) -> Option<ContainerMeta> {
+fn container(
+    status: &ContainerStatus,
+    spec_image: &impl Fn(&str) -> Option<String>,
+) -> Option<ContainerMeta> {
     // No ID yet (still pulling, or waiting on an init container): nothing to match a cgroup to.
     let (runtime, id) = split_container_id(status.container_id.as_deref()?)?;
-    let image =
-        Some(status.image.clone()).filter(|i| !i.is_empty()).or_else(|| spec_image(&status.name)).unwrap_or_default();
-    Some(ContainerMeta { name: status.name.clone(), id, runtime: runtime.to_string(), image })
+    let image = Some(status.image.clone())
+        .filter(|i| !i.is_empty())
+        .or_else(|| spec_image(&status.name))
+        .unwrap_or_default();
+    Some(ContainerMeta {
+        name: status.name.clone(),
+        id,
+        runtime: runtime.to_string(),
+        image,
+    })
 }
 
 /// `containerd://<id>` -> ("containerd", id). Other runtimes' prefixes, and IDs that are
@@ -90,11 +128,20 @@ mod tests {
     }
 
     fn owner(kind: &str, name: &str, controller: Option<bool>) -> OwnerReference {
-        OwnerReference { kind: kind.into(), name: name.into(), controller, ..Default::default() }
+        OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            controller,
+            ..Default::default()
+        }
     }
 
     fn spec_container(name: &str, image: &str) -> Container {
-        Container { name: name.into(), image: Some(image.into()), ..Default::default() }
+        Container {
+            name: name.into(),
+            image: Some(image.into()),
+            ..Default::default()
+        }
     }
 
     fn pod() -> Pod {
@@ -104,10 +151,14 @@ mod tests {
                 name: Some("web-5d4f-abcde".into()),
                 uid: Some("0f6c1f6e-2b7a-4f1e-9d3c-5a8b7c6d5e4f".into()),
                 labels: Some(
-                    [("app", "web"), ("team", "checkout"), ("pod-template-hash", "5d4f")]
-                        .into_iter()
-                        .map(|(k, v)| (k.into(), v.into()))
-                        .collect(),
+                    [
+                        ("app", "web"),
+                        ("team", "checkout"),
+                        ("pod-template-hash", "5d4f"),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
                 ),
                 owner_references: Some(vec![
                     owner("Something", "not-the-controller", None),
@@ -116,7 +167,10 @@ mod tests {
                 ..Default::default()
             },
             spec: Some(PodSpec {
-                containers: vec![spec_container("web", "nginx:1.27"), spec_container("sidecar", "envoy:1.30")],
+                containers: vec![
+                    spec_container("web", "nginx:1.27"),
+                    spec_container("sidecar", "envoy:1.30"),
+                ],
                 init_containers: Some(vec![spec_container("migrate", "migrate:3")]),
                 ephemeral_containers: Some(vec![EphemeralContainer {
                     name: "debugger".into(),
@@ -127,11 +181,23 @@ mod tests {
             }),
             status: Some(PodStatus {
                 container_statuses: Some(vec![
-                    status("web", Some(&format!("containerd://{ID_A}")), "docker.io/library/nginx:1.27"),
+                    status(
+                        "web",
+                        Some(&format!("containerd://{ID_A}")),
+                        "docker.io/library/nginx:1.27",
+                    ),
                     status("sidecar", None, "envoy:1.30"), // still being created
                 ]),
-                init_container_statuses: Some(vec![status("migrate", Some(&format!("cri-o://{ID_B}")), "")]),
-                ephemeral_container_statuses: Some(vec![status("debugger", Some(&format!("docker://{ID_C}")), "")]),
+                init_container_statuses: Some(vec![status(
+                    "migrate",
+                    Some(&format!("cri-o://{ID_B}")),
+                    "",
+                )]),
+                ephemeral_container_statuses: Some(vec![status(
+                    "debugger",
+                    Some(&format!("docker://{ID_C}")),
+                    "",
+                )]),
                 ..Default::default()
             }),
         }
@@ -140,15 +206,32 @@ mod tests {
     #[test]
     fn maps_identity_owner_labels_and_every_kind_of_container() {
         let m = pod_meta(&pod(), &keys()).unwrap();
-        assert_eq!((m.namespace.as_str(), m.name.as_str()), ("shop", "web-5d4f-abcde"));
+        assert_eq!(
+            (m.namespace.as_str(), m.name.as_str()),
+            ("shop", "web-5d4f-abcde")
+        );
         assert_eq!(m.uid, "0f6c1f6e-2b7a-4f1e-9d3c-5a8b7c6d5e4f");
-        assert_eq!((m.owner_kind.as_str(), m.owner_name.as_str()), ("ReplicaSet", "web-5d4f"));
-        let labels: Vec<_> = m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            (m.owner_kind.as_str(), m.owner_name.as_str()),
+            ("ReplicaSet", "web-5d4f")
+        );
+        let labels: Vec<_> = m
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(labels, [("app", "web"), ("team", "checkout")]);
         let got: Vec<_> = m
             .containers
             .iter()
-            .map(|c| (c.name.as_str(), c.id.as_str(), c.runtime.as_str(), c.image.as_str()))
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.id.as_str(),
+                    c.runtime.as_str(),
+                    c.image.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -171,18 +254,32 @@ mod tests {
 
         let mut p = pod();
         p.spec = None;
-        p.status.as_mut().unwrap().init_container_statuses =
-            Some(vec![status("migrate", Some(&format!("cri-o://{ID_B}")), "")]);
+        p.status.as_mut().unwrap().init_container_statuses = Some(vec![status(
+            "migrate",
+            Some(&format!("cri-o://{ID_B}")),
+            "",
+        )]);
         let m = pod_meta(&p, &keys()).unwrap();
-        assert_eq!(m.containers[1].image, "", "no status image and no spec: empty, not a panic");
+        assert_eq!(
+            m.containers[1].image, "",
+            "no status image and no spec: empty, not a panic"
+        );
     }
 
     #[test]
     fn malformed_container_ids_skip_the_container_only() {
-        for bad in ["", "containerd://", "containerd:/abc123", ID_A, "rkt://abc123", "containerd://not-hex!", "://abc"]
-        {
+        for bad in [
+            "",
+            "containerd://",
+            "containerd:/abc123",
+            ID_A,
+            "rkt://abc123",
+            "containerd://not-hex!",
+            "://abc",
+        ] {
             let mut p = pod();
-            p.status.as_mut().unwrap().container_statuses = Some(vec![status("web", Some(bad), "nginx")]);
+            p.status.as_mut().unwrap().container_statuses =
+                Some(vec![status("web", Some(bad), "nginx")]);
             let m = pod_meta(&p, &keys()).unwrap();
             let names: Vec<_> = m.containers.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(names, ["migrate", "debugger"], "{bad:?}");
@@ -193,8 +290,11 @@ mod tests {
     fn upper_case_ids_are_lowered_like_cgroup_paths() {
         let mut p = pod();
         let upper = ID_A.to_ascii_uppercase();
-        p.status.as_mut().unwrap().container_statuses =
-            Some(vec![status("web", Some(&format!("containerd://{upper}")), "nginx")]);
+        p.status.as_mut().unwrap().container_statuses = Some(vec![status(
+            "web",
+            Some(&format!("containerd://{upper}")),
+            "nginx",
+        )]);
         assert_eq!(pod_meta(&p, &keys()).unwrap().containers[0].id, ID_A);
     }
 
@@ -203,8 +303,17 @@ mod tests {
         let mut p = pod();
         p.metadata.uid = None;
         assert!(pod_meta(&p, &keys()).is_none());
-        let empty = Pod { metadata: ObjectMeta { uid: Some("u".into()), ..Default::default() }, ..Default::default() };
+        let empty = Pod {
+            metadata: ObjectMeta {
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let m = pod_meta(&empty, &keys()).unwrap();
-        assert_eq!((m.name.as_str(), m.containers.len(), m.labels.len()), ("", 0, 0));
+        assert_eq!(
+            (m.name.as_str(), m.containers.len(), m.labels.len()),
+            ("", 0, 0)
+        );
     }
 }

@@ -89,7 +89,11 @@ impl PodIndex {
     /// (pod, container) for a container id; also finds init and ephemeral containers.
     pub fn container(&self, container_id: &str) -> Option<(Arc<PodMeta>, ContainerMeta)> {
         let pod = self.read(|s| s.by_container.get(container_id).cloned())?;
-        let container = pod.containers.iter().find(|c| c.id == container_id)?.clone();
+        let container = pod
+            .containers
+            .iter()
+            .find(|c| c.id == container_id)?
+            .clone();
         Some((pod, container))
     }
 
@@ -140,7 +144,9 @@ impl Snapshot {
     }
 
     fn remove(&mut self, uid: &str) {
-        let Some(old) = self.pods.remove(uid) else { return };
+        let Some(old) = self.pods.remove(uid) else {
+            return;
+        };
         for c in &old.containers {
             // Only if the ID still points at this pod: never unlink another pod's container.
             if self.by_container.get(&c.id).is_some_and(|p| p.uid == uid) {

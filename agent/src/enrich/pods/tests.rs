@@ -20,17 +20,45 @@ const DEBUG_ID: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00
 
 fn web() -> serde_json::Value {
     let containers = [("web", &*format!("containerd://{WEB_ID}"), "nginx:1.27")];
-    let labels = [("app", "web"), ("team", "shop"), ("pod-template-hash", "5d4f")];
-    pod_json("shop", "web-5d4f-x1", WEB, NODE, &containers, &labels, Some(("ReplicaSet", "web-5d4f")))
+    let labels = [
+        ("app", "web"),
+        ("team", "shop"),
+        ("pod-template-hash", "5d4f"),
+    ];
+    pod_json(
+        "shop",
+        "web-5d4f-x1",
+        WEB,
+        NODE,
+        &containers,
+        &labels,
+        Some(("ReplicaSet", "web-5d4f")),
+    )
 }
 
 fn db() -> serde_json::Value {
     let containers = [("postgres", &*format!("cri-o://{DB_ID}"), "postgres:17")];
-    pod_json("shop", "db-0", DB, NODE, &containers, &[("app", "db")], Some(("StatefulSet", "db")))
+    pod_json(
+        "shop",
+        "db-0",
+        DB,
+        NODE,
+        &containers,
+        &[("app", "db")],
+        Some(("StatefulSet", "db")),
+    )
 }
 
 fn elsewhere() -> serde_json::Value {
-    pod_json("shop", "web-5d4f-y2", ELSEWHERE, "node-b", &[], &[("app", "web")], Some(("ReplicaSet", "web-5d4f")))
+    pod_json(
+        "shop",
+        "web-5d4f-y2",
+        ELSEWHERE,
+        "node-b",
+        &[],
+        &[("app", "web")],
+        Some(("ReplicaSet", "web-5d4f")),
+    )
 }
 
 fn watch(kubeconfig: PathBuf) -> PodIndex {
@@ -47,14 +75,21 @@ async fn eventually(server: &FakeApiServer, what: &str, cond: impl Fn() -> bool)
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
         if Instant::now() > deadline {
-            panic!("timed out waiting for {what}; requests:\n{}", format_log(&server.requests()));
+            panic!(
+                "timed out waiting for {what}; requests:\n{}",
+                format_log(&server.requests())
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn pod_lists(server: &FakeApiServer) -> Vec<RequestRecord> {
-    server.requests().into_iter().filter(|r| r.is_pod_list() && r.status == 200).collect()
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_pod_list() && r.status == 200)
+        .collect()
 }
 
 fn label(index: &PodIndex, uid: &str, key: &str) -> Option<String> {
@@ -70,13 +105,27 @@ async fn labels_appear_change_and_disappear_with_pods() {
 
     eventually(&server, "the web pod", || index.pod(WEB).is_some()).await;
     let pod = index.pod(WEB).unwrap();
-    assert_eq!((pod.namespace.as_str(), pod.name.as_str()), ("shop", "web-5d4f-x1"));
-    assert_eq!((pod.owner_kind.as_str(), pod.owner_name.as_str()), ("ReplicaSet", "web-5d4f"));
-    assert_eq!(pod.labels.keys().collect::<Vec<_>>(), ["app", "team"], "only the configured label keys");
+    assert_eq!(
+        (pod.namespace.as_str(), pod.name.as_str()),
+        ("shop", "web-5d4f-x1")
+    );
+    assert_eq!(
+        (pod.owner_kind.as_str(), pod.owner_name.as_str()),
+        ("ReplicaSet", "web-5d4f")
+    );
+    assert_eq!(
+        pod.labels.keys().collect::<Vec<_>>(),
+        ["app", "team"],
+        "only the configured label keys"
+    );
     let (owner, container) = index.container(WEB_ID).expect("web's container");
     assert_eq!(owner.uid, WEB);
     assert_eq!(
-        (container.name.as_str(), container.runtime.as_str(), container.image.as_str()),
+        (
+            container.name.as_str(),
+            container.runtime.as_str(),
+            container.image.as_str()
+        ),
         ("web", "containerd", "nginx:1.27")
     );
     assert_eq!(index.len(), 1, "another node's pod must not be indexed");
@@ -94,9 +143,15 @@ async fn labels_appear_change_and_disappear_with_pods() {
             "containerID": format!("containerd://{DEBUG_ID}"),
         }]);
     });
-    eventually(&server, "the new label", || label(&index, WEB, "app").as_deref() == Some("web-v2")).await;
+    eventually(&server, "the new label", || {
+        label(&index, WEB, "app").as_deref() == Some("web-v2")
+    })
+    .await;
     let (owner, debugger) = index.container(DEBUG_ID).expect("the ephemeral container");
-    assert_eq!((owner.uid.as_str(), debugger.name.as_str()), (WEB, "debugger"));
+    assert_eq!(
+        (owner.uid.as_str(), debugger.name.as_str()),
+        (WEB, "debugger")
+    );
 
     // The pod is deleted: its pod and every container go.
     server.delete_pod(WEB);
@@ -105,9 +160,20 @@ async fn labels_appear_change_and_disappear_with_pods() {
     assert!(index.pod(DB).is_some());
 
     let requests = server.requests();
-    assert!(requests.iter().any(|r| r.is_pod_watch()), "{}", format_log(&requests));
-    for r in requests.iter().filter(|r| r.is_pod_list() || r.is_pod_watch()) {
-        assert_eq!(r.field_selector(), Some("spec.nodeName=node-a"), "every list and watch is for this node only");
+    assert!(
+        requests.iter().any(|r| r.is_pod_watch()),
+        "{}",
+        format_log(&requests)
+    );
+    for r in requests
+        .iter()
+        .filter(|r| r.is_pod_list() || r.is_pod_watch())
+    {
+        assert_eq!(
+            r.field_selector(),
+            Some("spec.nodeName=node-a"),
+            "every list and watch is for this node only"
+        );
         assert_eq!(r.authorization.as_deref(), Some("Bearer sonde-fake-token"));
     }
 }
@@ -122,7 +188,10 @@ async fn outage_keeps_known_pods_and_the_relist_after_it_drops_deleted_ones() {
     let lists_before = pod_lists(&server).len();
 
     server.set_down(true);
-    eventually(&server, "the watcher to hit the outage", || server.requests().iter().any(|r| r.refused())).await;
+    eventually(&server, "the watcher to hit the outage", || {
+        server.requests().iter().any(|r| r.refused())
+    })
+    .await;
     assert_eq!(index.len(), 2, "an outage must not forget pods");
     assert_eq!(label(&index, WEB, "app").as_deref(), Some("web"));
     assert!(index.container(DB_ID).is_some());
@@ -133,11 +202,18 @@ async fn outage_keeps_known_pods_and_the_relist_after_it_drops_deleted_ones() {
     server.expire_watches();
     server.set_down(false);
 
-    eventually(&server, "db to go after the relist", || index.pod(DB).is_none()).await;
+    eventually(&server, "db to go after the relist", || {
+        index.pod(DB).is_none()
+    })
+    .await;
     assert!(index.pod(WEB).is_some(), "web is still there");
     assert!(index.container(WEB_ID).is_some());
     let lists = pod_lists(&server);
-    assert!(lists.len() > lists_before, "a relist after the outage:\n{}", format_log(&server.requests()));
+    assert!(
+        lists.len() > lists_before,
+        "a relist after the outage:\n{}",
+        format_log(&server.requests())
+    );
 }
 
 #[tokio::test]
@@ -150,7 +226,10 @@ async fn pods_deleted_while_the_watch_was_cut_go_when_it_resumes() {
     let index = watch(server.kubeconfig_path());
     eventually(&server, "both pods", || index.len() == 2).await;
     server.set_down(true);
-    eventually(&server, "the watcher to hit the outage", || server.requests().iter().any(|r| r.refused())).await;
+    eventually(&server, "the watcher to hit the outage", || {
+        server.requests().iter().any(|r| r.refused())
+    })
+    .await;
     server.delete_pod(DB);
     server.set_down(false);
     eventually(&server, "db to go", || index.pod(DB).is_none()).await;
@@ -164,10 +243,21 @@ async fn unusable_kubeconfig_is_an_error_naming_the_file() {
     let garbage = dir.join("garbage.yaml");
     std::fs::write(&garbage, "clusters: [this is: not a kubeconfig").unwrap();
     let no_context = dir.join("no-context.yaml");
-    std::fs::write(&no_context, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    std::fs::write(
+        &no_context,
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
     for path in [dir.join("missing.yaml"), garbage, no_context] {
-        let cfg = PodConfig { node_name: NODE.into(), kubeconfig: Some(path.clone()), label_keys: vec![] };
-        let err = format!("{:#}", spawn_watcher(cfg).expect_err("an unusable kubeconfig"));
+        let cfg = PodConfig {
+            node_name: NODE.into(),
+            kubeconfig: Some(path.clone()),
+            label_keys: vec![],
+        };
+        let err = format!(
+            "{:#}",
+            spawn_watcher(cfg).expect_err("an unusable kubeconfig")
+        );
         assert!(err.contains(&*path.to_string_lossy()), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -38,7 +38,8 @@ pub fn spawn_watcher(cfg: PodConfig) -> anyhow::Result<PodIndex> {
     if cfg.node_name.is_empty() {
         bail!("watching pods needs this node's name, and it is empty");
     }
-    let runtime = tokio::runtime::Handle::try_current().context("watching pods needs a tokio runtime")?;
+    let runtime =
+        tokio::runtime::Handle::try_current().context("watching pods needs a tokio runtime")?;
     let client = client(cfg.kubeconfig.as_deref())?;
     let index = PodIndex::default();
     runtime.spawn(run(Api::all(client), cfg, index.clone()));
@@ -61,9 +62,13 @@ fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
         None => Config::infer()
             .now_or_never()
             .context("inferring the Kubernetes config did not complete at once")?
-            .context("no Kubernetes credentials: no KUBECONFIG, no ~/.kube/config, and not in a pod")?,
+            .context(
+                "no Kubernetes credentials: no KUBECONFIG, no ~/.kube/config, and not in a pod",
+            )?,
     };
-    let source = kubeconfig.map_or("the inferred Kubernetes config".to_string(), |p| p.display().to_string());
+    let source = kubeconfig.map_or("the inferred Kubernetes config".to_string(), |p| {
+        p.display().to_string()
+    });
     Client::try_from(config).with_context(|| format!("building a Kubernetes client from {source}"))
 }
 
@@ -71,8 +76,14 @@ async fn run(api: Api<Pod>, cfg: PodConfig, index: PodIndex) {
     // Bookmarks are on by default: they keep our resourceVersion fresh, so a reconnect can
     // resume instead of relisting.
     let selector = format!("spec.nodeName={}", cfg.node_name);
-    let mut events = pin!(watcher(api, watcher::Config::default().fields(&selector)).default_backoff());
-    let mut writer = IndexWriter { index, label_keys: cfg.label_keys, node: cfg.node_name, relist: None };
+    let mut events =
+        pin!(watcher(api, watcher::Config::default().fields(&selector)).default_backoff());
+    let mut writer = IndexWriter {
+        index,
+        label_keys: cfg.label_keys,
+        node: cfg.node_name,
+        relist: None,
+    };
     let mut health = Health::default();
     while let Some(event) = events.next().await {
         match event {
@@ -184,8 +195,11 @@ mod tests {
     #[test]
     fn warnings_are_rate_limited_and_410_is_not_one() {
         let mut health = Health::default();
-        let gone =
-            watcher::Error::WatchError(Status::failure("too old resource version", "Expired").with_code(410).boxed());
+        let gone = watcher::Error::WatchError(
+            Status::failure("too old resource version", "Expired")
+                .with_code(410)
+                .boxed(),
+        );
         assert!(!health.failed(&gone), "a 410 is routine");
         assert!(health.failing_since.is_none());
         let down = watcher::Error::NoResourceVersion;

@@ -912,7 +912,6 @@ fn a_huge_push_to_one_stream_is_split_into_chunks() {
     assert!(got.windows(2).all(|w| w[0].ts_ns < w[1].ts_ns));
 }
 
-
 #[test]
 fn duplicate_only_batches_are_not_replayed_after_a_flush() {
     let dir = tempfile::tempdir().unwrap();
