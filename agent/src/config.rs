@@ -33,12 +33,18 @@
 //! redact = "/etc/sonde/redaction.toml"   # [[rule]] name/pattern/replacement
 //! flush_interval = "1s"          # longest a read line waits before its batch is queued
 //! tap = false                    # eBPF tap of stdout/stderr writes of containers without a log file
+//! [problems]                     # node problem detection: see config/problems.rs for every key
+//! enabled = true
+//! config = ["/etc/sonde/npd/kernel-monitor.json"]   # NPD monitor files
 //! ```
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Parser;
 use serde::Deserialize;
+
+mod problems;
+pub use problems::{ProblemsConfig, RuntimeSocket};
 
 /// The probes the agent can load, by the name used in flags, config and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -193,6 +199,9 @@ pub struct Flags {
     #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
     pub log_tap: Option<String>,
 
+    #[command(flatten)]
+    pub problem: problems::ProblemFlags,
+
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -222,6 +231,8 @@ struct File {
     export: FileExport,
     #[serde(default)]
     logs: FileLogs,
+    #[serde(default)]
+    problems: problems::FileProblems,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +344,8 @@ pub struct Config {
     pub export: Option<ExportConfig>,
     /// Set: tail container logs and ship them (needs `export`).
     pub logs: Option<LogsConfig>,
+    /// Set: detect node problems and report them.
+    pub problems: Option<ProblemsConfig>,
 }
 
 /// The log tailer's settings (see `logs`).
@@ -433,6 +446,17 @@ impl Config {
             Duration::from_secs(1),
         )?;
         let logs = resolve_logs(flags, &file.logs, &where_file, export.is_some(), log_flush)?;
+        let node_name = flags
+            .node_name
+            .clone()
+            .or(file.kubernetes.node_name)
+            .filter(|n| !n.is_empty());
+        let problems = problems::resolve(
+            &flags.problem,
+            &file.problems,
+            &where_file,
+            node_name.is_some(),
+        )?;
         let log_format = match flags.log_format.as_deref() {
             Some("json") => LogFormat::Json,
             Some(_) => LogFormat::Text,
@@ -469,15 +493,12 @@ impl Config {
             max_cgroups,
             cgroup_root: flags.cgroup_root.clone().or(file.probes.cgroup_root),
             cgroup_grace,
-            node_name: flags
-                .node_name
-                .clone()
-                .or(file.kubernetes.node_name)
-                .filter(|n| !n.is_empty()),
+            node_name,
             kubeconfig: flags.kubeconfig.clone().or(file.kubernetes.kubeconfig),
             pod_labels,
             export,
             logs,
+            problems,
         })
     }
 }

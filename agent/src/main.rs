@@ -2,11 +2,15 @@
 //!
 //! Data flows one way: sources (`host` for /proc and /sys, `probes` for the
 //! kernel) -> `enrich` (names for cgroup ids and devices) -> `export` (/metrics).
+//! Node problems: sources (`detect::npd` over /dev/kmsg, `detect::health`,
+//! `detect::evidence` over the probes) -> `detect::hub` -> `export` (Node
+//! status and Events, `problem_*` metrics, OTLP).
 //! Container logs run their own path: `logs` (tail, parse, redact, batch) ->
 //! `export::otlp` (disk queue and sender).
 
 mod config;
 mod container_stats;
+mod detect;
 mod enrich;
 mod export;
 mod host;
@@ -96,7 +100,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.sysfs.clone(),
         cfg.max_cgroups as usize,
     )));
-    let (probe_metrics, stdio_tap) = start_probes(&cfg, workloads.clone());
+    let wants_ooms = cfg.problems.is_some();
+    let (probe_metrics, stdio_tap, probe_inputs) =
+        start_probes(&cfg, workloads.clone(), wants_ooms);
+    if let Some(problems) = &cfg.problems {
+        detect::start::start(&cfg, problems, probe_inputs, &mut registry)?;
+    }
     registry.register_collector(Box::new(probe_metrics));
     let push = match &cfg.export {
         Some(e) => Some(export::otlp::Export::prepare(
@@ -192,13 +201,16 @@ fn start_tap(
 }
 
 /// Loads the probes and starts their reader; never fails the agent. Also hands
-/// back the stdout/stderr tap when it is configured and attached.
+/// back the stdout/stderr tap when it is configured and attached, and what the
+/// problem detector reads (the readings; OOM kills when `wants_ooms`).
 fn start_probes(
     cfg: &Config,
     workloads: Arc<Mutex<enrich::workloads::Workloads>>,
+    wants_ooms: bool,
 ) -> (
     probes::metrics::ProbeMetrics,
     Option<probes::stdio::StdioTap>,
+    detect::start::ProbeInputs,
 ) {
     let (loaded, status) = probes::load::load(cfg);
     for s in status
@@ -210,12 +222,23 @@ fn start_probes(
     let latest = Arc::new(RwLock::new(None));
     let mut stats_enabled = false;
     let mut tap = None;
+    let mut ooms = None;
     if let Some(mut loaded) = loaded {
         tap = loaded.stdio.take();
         stats_enabled = loaded.stats.is_some();
         let up: Vec<_> = status.iter().filter(|s| s.up).map(|s| s.probe).collect();
         if let Some(events) = loaded.maps.events.take() {
-            tokio::spawn(probes::oom::forward_events(events, workloads.clone()));
+            let to_detect = wants_ooms.then(|| {
+                // Bounded: past it kills are still logged and counted, not joined.
+                let (tx, rx) = tokio::sync::mpsc::channel(256);
+                ooms = Some(rx);
+                tx
+            });
+            tokio::spawn(probes::oom::forward_events(
+                events,
+                workloads.clone(),
+                to_detect,
+            ));
         }
         let disks = enrich::disks::DiskNames::new(cfg.sysfs.clone());
         probes::reader::spawn(
@@ -227,12 +250,16 @@ fn start_probes(
             latest.clone(),
         );
     }
+    let inputs = detect::start::ProbeInputs {
+        latest: latest.clone(),
+        ooms,
+    };
     let metrics = probes::metrics::ProbeMetrics {
         status,
         stats_enabled,
         latest,
     };
-    (metrics, tap)
+    (metrics, tap, inputs)
 }
 
 fn display_addr(addr: std::net::SocketAddr) -> String {

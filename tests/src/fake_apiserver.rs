@@ -13,9 +13,21 @@
 //!   `status.phase` are honoured, other fields get the real server's 400;
 //! - `limit`/`continue` are ignored: a list is always one complete page.
 //!
+//! Besides pods (list, get, watch) it serves what a node agent writes:
+//!
+//! - Nodes: `GET /api/v1/nodes/<name>` and `PATCH /api/v1/nodes/<name>/status` with a
+//!   strategic merge patch (`status.conditions` merged by `type`, as the real server does,
+//!   so the kubelet's conditions survive) or a JSON merge patch; JSON patch and apply
+//!   patch get 415. See [`nodes`].
+//! - core/v1 Events: create, get, list and patch in a namespace, with the real server's
+//!   cheap validation (409 for a taken name, 422 for a missing name or involvedObject or
+//!   a namespace that does not match the involved object's). See [`events`].
+//!
+//! Node and event writes bump the global `resourceVersion` but are not watchable: only
+//! pods have watches here.
+//!
 //! Plain blocking std code with a thread per connection, like the rest of this crate;
 //! every response closes its connection, so no keep-alive bookkeeping is needed.
-//! Later work (node status patches) adds routes in [`route`].
 
 use std::{
     collections::BTreeMap,
@@ -28,6 +40,14 @@ use std::{
 
 use serde_json::{Value, json};
 
+mod events;
+#[cfg(test)]
+mod http_tests;
+mod nodes;
+mod patch;
+
+pub use nodes::kubelet_conditions;
+
 /// The bearer token the generated kubeconfig carries.
 pub const TOKEN: &str = "sonde-fake-token";
 
@@ -39,6 +59,10 @@ pub struct RequestRecord {
     /// Query parameters, percent-decoded.
     pub query: BTreeMap<String, String>,
     pub authorization: Option<String>,
+    /// The request's `Content-Type` (which kind of patch a PATCH is).
+    pub content_type: Option<String>,
+    /// The request body as text (empty for GET).
+    pub body: String,
     /// The status code answered (200 for a watch that started streaming), or
     /// [`RequestRecord::REFUSED`] for a connection closed unanswered during an outage.
     pub status: u16,
@@ -69,6 +93,25 @@ impl RequestRecord {
 
     pub fn field_selector(&self) -> Option<&str> {
         self.query.get("fieldSelector").map(String::as_str)
+    }
+
+    /// A PATCH of a node's status (`node` is its name).
+    pub fn is_node_status_patch(&self, node: &str) -> bool {
+        self.method == "PATCH" && self.path == format!("/api/v1/nodes/{node}/status")
+    }
+
+    /// A create (POST) of a core/v1 Event, in any namespace.
+    pub fn is_event_create(&self) -> bool {
+        self.method == "POST"
+            && self.path.starts_with("/api/v1/namespaces/")
+            && self.path.ends_with("/events")
+    }
+
+    /// A PATCH of a core/v1 Event, in any namespace.
+    pub fn is_event_patch(&self) -> bool {
+        self.method == "PATCH"
+            && self.path.starts_with("/api/v1/namespaces/")
+            && self.path.contains("/events/")
     }
 }
 
@@ -102,6 +145,10 @@ struct State {
     /// Pods by (namespace, name), as the API server keys them.
     pods: BTreeMap<(String, String), Value>,
     nodes: BTreeMap<String, Value>,
+    /// core/v1 Events by (namespace, name).
+    events: BTreeMap<(String, String), Value>,
+    /// Makes generated names and uids unique.
+    serial: u64,
     /// Changes after `compacted_rv`, oldest first.
     history: Vec<Change>,
     /// Watches from a version older than this have missed events: they get 410.
@@ -224,7 +271,9 @@ impl FakeApiServer {
         st.find_pod(which).map(|k| st.pods[&k].clone())
     }
 
-    /// Adds a minimal Node, served at `/api/v1/nodes/<name>`.
+    /// Adds a minimal Node, served at `/api/v1/nodes/<name>`, with the conditions a healthy
+    /// kubelet keeps on it ([`kubelet_conditions`]), so tests can check a reporter's
+    /// patches leave them alone.
     pub fn add_node(&self, name: &str) {
         let mut st = self.shared.lock();
         st.rv += 1;
@@ -238,13 +287,87 @@ impl FakeApiServer {
                 "labels": { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" },
             },
             "spec": {},
-            "status": { "conditions": [], "nodeInfo": { "kubeletVersion": "v1.34.0" } },
+            "status": { "conditions": kubelet_conditions(), "nodeInfo": { "kubeletVersion": "v1.34.0" } },
         });
         st.nodes.insert(name.to_string(), node);
     }
 
     pub fn node(&self, name: &str) -> Option<Value> {
         self.shared.lock().nodes.get(name).cloned()
+    }
+
+    /// The node's `status.conditions` as stored (empty for an unknown node).
+    pub fn node_conditions(&self, node: &str) -> Vec<Value> {
+        self.shared
+            .lock()
+            .nodes
+            .get(node)
+            .and_then(|n| n["status"]["conditions"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The condition of `kind` (its `type`) on the node, if it has one.
+    pub fn node_condition(&self, node: &str, kind: &str) -> Option<Value> {
+        self.node_conditions(node)
+            .into_iter()
+            .find(|c| c["type"] == kind)
+    }
+
+    /// Replaces the node's `status.conditions`, as the kubelet's own status updates would
+    /// (e.g. with [`kubelet_conditions`]). Panics for an unknown node.
+    pub fn set_node_conditions(&self, node: &str, conditions: Vec<Value>) {
+        let mut st = self.shared.lock();
+        st.rv += 1;
+        let rv = st.rv.to_string();
+        let n = st
+            .nodes
+            .get_mut(node)
+            .unwrap_or_else(|| panic!("no node {node:?}; add_node first"));
+        n["status"]["conditions"] = Value::Array(conditions);
+        n["metadata"]["resourceVersion"] = json!(rv);
+    }
+
+    /// Every core/v1 Event stored, in all namespaces, ordered by (namespace, name).
+    pub fn events(&self) -> Vec<Value> {
+        self.shared.lock().events.values().cloned().collect()
+    }
+
+    /// The stored Event `namespace/name`.
+    pub fn event(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared
+            .lock()
+            .events
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Deletes every stored Event, as their TTL (1h by default) does on a real server.
+    pub fn delete_events(&self) {
+        self.shared.lock().events.clear();
+    }
+
+    /// Polls `probe` until it returns `Some`, or panics after `timeout` naming `what` and
+    /// showing the request log. For waiting on conditions and events, e.g.
+    /// `server.wait_until(t, "the event", |s| s.events().into_iter().find(...))`.
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        probe: impl Fn(&FakeApiServer) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = probe(self) {
+                return found;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "waited {timeout:?} for {what}; requests:\n{}",
+                    format_log(&self.requests())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Compacts history and sends `410 Expired` on every open watch, then ends them. Any watch
@@ -381,8 +504,29 @@ struct Request {
     path: String,
     query: BTreeMap<String, String>,
     authorization: Option<String>,
-    #[allow(dead_code)] // for the PATCH routes to come
+    content_type: Option<String>,
     body: Vec<u8>,
+}
+
+impl Request {
+    /// The body as a JSON object, or the real server's 400 for anything else.
+    fn json_body(&self) -> Result<Value, Response> {
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(bad_request("the request body is not a JSON object")),
+            Err(e) => Err(bad_request(&format!("the request body is not JSON: {e}"))),
+        }
+    }
+
+    /// The media type without parameters (`; charset=utf-8`), lower-cased.
+    fn media_type(&self) -> String {
+        let ct = self.content_type.as_deref().unwrap_or("");
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
 }
 
 enum Response {
@@ -402,7 +546,7 @@ fn serve(conn: TcpStream, shared: &Shared) {
         let response = if st.down {
             Response::Refuse
         } else {
-            route(&req, &st)
+            route(&req, &mut st)
         };
         let status = match &response {
             Response::Json(code, _) => *code,
@@ -414,6 +558,8 @@ fn serve(conn: TcpStream, shared: &Shared) {
             path: req.path.clone(),
             query: req.query.clone(),
             authorization: req.authorization.clone(),
+            content_type: req.content_type.clone(),
+            body: String::from_utf8_lossy(&req.body).into_owned(),
             status,
         });
         response
@@ -441,7 +587,7 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
             (percent_decode(k), percent_decode(v))
         })
         .collect();
-    let (mut authorization, mut length) = (None, 0);
+    let (mut authorization, mut content_type, mut length) = (None, None, 0);
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -452,6 +598,7 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
         let (name, value) = header.split_once(':')?;
         match name.trim().to_ascii_lowercase().as_str() {
             "authorization" => authorization = Some(value.trim().to_string()),
+            "content-type" => content_type = Some(value.trim().to_string()),
             "content-length" => length = value.trim().parse().ok()?,
             _ => {}
         }
@@ -463,6 +610,7 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
         path: path.to_string(),
         query,
         authorization,
+        content_type,
         body,
     })
 }
@@ -505,9 +653,13 @@ fn write_json(mut conn: &TcpStream, code: u16, body: &Value) -> std::io::Result<
 fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        201 => "Created",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
         _ => "Unknown",
     }
 }
@@ -525,10 +677,42 @@ fn status_json(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+fn bad_request(message: &str) -> Response {
+    Response::Json(400, status_json(400, "BadRequest", message))
+}
+
+/// The real server's 404 for a named object, e.g. `nodes "n1" not found`.
+fn object_not_found(resource: &str, name: &str) -> Response {
+    let mut status = status_json(404, "NotFound", &format!("{resource} \"{name}\" not found"));
+    status["details"] = json!({ "name": name, "kind": resource });
+    Response::Json(404, status)
+}
+
+/// The real server's 422 for a field that fails validation.
+fn invalid(kind: &str, name: &str, causes: &[(&str, String)]) -> Response {
+    let detail: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+    let mut status = status_json(
+        422,
+        "Invalid",
+        &format!("{kind} \"{name}\" is invalid: {}", detail.join(", ")),
+    );
+    status["details"] = json!({
+        "name": name,
+        "kind": kind,
+        "causes": causes.iter().map(|(f, m)| json!({ "field": f, "message": m, "reason": "FieldValueInvalid" })).collect::<Vec<_>>(),
+    });
+    Response::Json(422, status)
+}
+
+fn method_not_allowed(req: &Request) -> Response {
+    let msg = format!("the fake does not serve {} {}", req.method, req.path);
+    Response::Json(405, status_json(405, "MethodNotAllowed", &msg))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-fn route(req: &Request, st: &State) -> Response {
+fn route(req: &Request, st: &mut State) -> Response {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let not_found = || {
         Response::Json(
@@ -536,11 +720,15 @@ fn route(req: &Request, st: &State) -> Response {
             status_json(404, "NotFound", &format!("{} not found", req.path)),
         )
     };
+    match segments.as_slice() {
+        ["api", "v1", "nodes", name, "status"] => return nodes::status(req, st, name),
+        ["api", "v1", "events"] => return events::collection(req, st, None),
+        ["api", "v1", "namespaces", ns, "events"] => return events::collection(req, st, Some(ns)),
+        ["api", "v1", "namespaces", ns, "events", name] => return events::one(req, st, ns, name),
+        _ => {}
+    }
     if req.method != "GET" {
-        return Response::Json(
-            405,
-            status_json(405, "MethodNotAllowed", "the fake serves GET only (so far)"),
-        );
+        return method_not_allowed(req);
     }
     match segments.as_slice() {
         ["api", "v1", "pods"] => pods_collection(req, st, None),
@@ -553,7 +741,7 @@ fn route(req: &Request, st: &State) -> Response {
         }
         ["api", "v1", "nodes", name] => match st.nodes.get(*name) {
             Some(node) => Response::Json(200, node.clone()),
-            None => not_found(),
+            None => object_not_found("nodes", name),
         },
         _ => not_found(),
     }

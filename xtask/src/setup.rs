@@ -13,6 +13,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "protobuf-compiler",
         "protoc, which prometheus-client's protobuf encoder (the agent's OTLP export) builds with",
     ),
+    (
+        "libprotobuf-dev",
+        "google/protobuf/*.proto, which prometheus-client's metrics.proto imports",
+    ),
     ("llvm-22-dev", "LLVM 22, for bpf-linker"),
     (
         "libpolly-22-dev",

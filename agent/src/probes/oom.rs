@@ -1,22 +1,43 @@
-//! OOM kills: events from the ring buffer become structured log lines (and, in
-//! later stages, problems); the per-cgroup count comes from the counters map.
+//! OOM kills: events from the ring buffer become structured log lines and are
+//! handed to `detect::evidence` as problems; the per-cgroup count comes from the
+//! counters map.
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::SystemTime,
 };
 
 use aya::maps::{MapData, RingBuf};
 use prometheus_client::encoding::DescriptorEncoder;
 use sonde_probe_abi::OomEvent;
-use tokio::io::unix::AsyncFd;
+use tokio::{
+    io::unix::AsyncFd,
+    sync::mpsc::{Sender, error::TrySendError},
+};
 use tracing::{error, warn};
 
 use super::reader::Reading;
-use crate::{enrich::workloads::Workloads, export::families};
+use crate::{
+    detect::evidence::OomKill,
+    enrich::workloads::Workloads,
+    export::families::{self, Labels},
+};
 
-/// Logs every OOM kill the kernel reports, as it happens.
-pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workloads>>) {
+/// OOM kills not handed to the problem detector because its queue was full.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs every OOM kill the kernel reports, as it happens, and sends it to
+/// `ooms` (the problem detector) when given. Never waits on `ooms`: a kill that
+/// does not fit is logged anyway and counted as dropped.
+pub async fn forward_events(
+    events: RingBuf<MapData>,
+    workloads: Arc<Mutex<Workloads>>,
+    ooms: Option<Sender<OomKill>>,
+) {
     // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
     // and it lives inside the AsyncFd.
     let mut fd = match unsafe {
@@ -60,6 +81,22 @@ pub async fn forward_events(events: RingBuf<MapData>, workloads: Arc<Mutex<Workl
                 owner_name = %w.owner_name,
                 "OOM kill"
             );
+            if let Some(ooms) = &ooms {
+                let kill = OomKill {
+                    pid: ev.pid,
+                    tgid: ev.tgid,
+                    comm,
+                    cgroup_id: ev.cgroup_id,
+                    workload: w,
+                    time: SystemTime::now(),
+                };
+                match ooms.try_send(kill) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(_)) => {
+                        DROPPED.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
         }
         ready.clear_ready();
     }
@@ -74,5 +111,11 @@ pub fn encode(enc: &mut DescriptorEncoder, r: &Reading) -> fmt::Result {
             let c = d.counters?;
             (c.oom_kills > 0).then(|| (r.labels(*id), c.oom_kills as f64))
         }),
+    )?;
+    families::counter(
+        enc,
+        "sonde_oom_events_dropped",
+        "OOM kills not handed to the problem detector because its queue was full (still logged).",
+        [(Labels::new(), DROPPED.load(Ordering::Relaxed) as f64)],
     )
 }

@@ -245,7 +245,8 @@ impl Containers {
                         continue 'again;
                     }
                     Err(e) => {
-                        return Err(e).with_context(|| format!("creating cgroup {}", dir.display()));
+                        return Err(e)
+                            .with_context(|| format!("creating cgroup {}", dir.display()));
                     }
                 }
             }

@@ -27,7 +27,7 @@ use std::{
     sync::{Arc, PoisonError, RwLock},
 };
 
-pub use watch::spawn_watcher;
+pub use watch::{client, spawn_watcher};
 
 #[derive(Clone, Debug)]
 pub struct PodConfig {

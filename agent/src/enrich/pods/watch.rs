@@ -46,7 +46,10 @@ pub fn spawn_watcher(cfg: PodConfig) -> anyhow::Result<PodIndex> {
     Ok(index)
 }
 
-fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+/// A client from `kubeconfig`, or the inferred config (KUBECONFIG, ~/.kube/config,
+/// the in-cluster service account). Errors name the file. Also used by the problem
+/// reporter (`export::kube`).
+pub fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
     // kube's config loading is synchronous work behind an async signature (it reads files
     // and parses YAML), so one poll finishes it and we can fail here, before returning.
     let config = match kubeconfig {

@@ -7,6 +7,7 @@
 
 pub mod buffer;
 pub mod convert;
+pub mod problems;
 pub mod raw_grpc;
 pub mod sender;
 pub mod stats;

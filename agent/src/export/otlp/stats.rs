@@ -134,45 +134,73 @@ impl ExportStats {
     }
 
     fn register_logs(&self, registry: &mut Registry) {
-        let p = "sonde_logs_export";
+        self.register_records(
+            registry,
+            "sonde_logs_export",
+            "sonde_logs_lines_dropped",
+            "Log",
+        );
+    }
+
+    /// The problem records' queue (`export::problems`): `sonde_problems_export_*`.
+    pub fn register_problems(&self, registry: &mut Registry) {
+        self.register_records(
+            registry,
+            "sonde_problems_export",
+            "sonde_problems_export_dropped_records",
+            "Problem",
+        );
+    }
+
+    /// A queue of log records: `<p>_sent_batches`, `<p>_sent_records`, ... and
+    /// the records it dropped as `dropped`.
+    fn register_records(&self, registry: &mut Registry, p: &str, dropped: &str, what: &str) {
         registry.register(
             format!("{p}_sent_batches"),
-            "Log batches the collector acknowledged.",
+            format!("{what} batches the collector acknowledged."),
             self.sent_batches.clone(),
         );
         registry.register(
             format!("{p}_sent_records"),
-            "Log records in batches the collector acknowledged.",
+            format!("{what} records in batches the collector acknowledged."),
             self.sent_points.clone(),
         );
         registry.register(
             format!("{p}_failed_requests"),
-            "Log export requests that failed, by gRPC code; retryable ones are sent again.",
+            format!(
+                "{what} export requests that failed, by gRPC code; retryable ones are sent again."
+            ),
             self.failed_requests.clone(),
         );
         registry.register(
             format!("{p}_dropped_batches"),
-            "Log batches that will never reach the collector, by reason.",
+            format!("{what} batches that will never reach the collector, by reason."),
             self.dropped_batches.clone(),
         );
         registry.register(
-            "sonde_logs_lines_dropped",
-            "Log lines that will never reach the collector, by reason.",
+            dropped,
+            format!("{what} records that will never reach the collector, by reason."),
             self.dropped_points.clone(),
         );
         registry.register(
             format!("{p}_buffered_bytes"),
-            "Bytes of unsent log batches in the disk buffer.",
+            format!(
+                "Bytes of unsent {} batches in the disk buffer.",
+                what.to_lowercase()
+            ),
             self.buffered_bytes.clone(),
         );
         registry.register(
             format!("{p}_buffered_batches"),
-            "Unsent log batches in the disk buffer.",
+            format!("Unsent {} batches in the disk buffer.", what.to_lowercase()),
             self.buffered_batches.clone(),
         );
         registry.register(
             format!("{p}_request_duration_seconds"),
-            "Time a log export request to the collector took, answered or failed.",
+            format!(
+                "Time a {} export request to the collector took, answered or failed.",
+                what.to_lowercase()
+            ),
             self.request_duration.clone(),
         );
     }
