@@ -133,6 +133,16 @@ fn without_privileges_probes_are_off_with_a_reason_and_host_metrics_still_flow()
         e.value("node_load1", &[]).is_some(),
         "host metrics must still be served"
     );
+    // With dmesg_restrict the kernel log needs CAP_SYSLOG: its problem monitors
+    // are off, not fatal, and /metrics says so.
+    let restricted =
+        std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|s| s.trim() == "1");
+    let kmsg_up = e.value("sonde_kmsg_up", &[("path", "/dev/kmsg")]);
+    if restricted {
+        assert_eq!(kmsg_up, Some(0.0), "/dev/kmsg readable without CAP_SYSLOG?");
+    } else {
+        assert!(kmsg_up.is_some(), "sonde_kmsg_up missing");
+    }
     let off = agent.wait_for_log(std::time::Duration::from_secs(5), |v| {
         v["fields"]["message"] == "probe is off"
     });

@@ -20,6 +20,9 @@ mod report;
 mod rsyslog;
 mod run;
 
+pub use procs::metric_sum;
+pub use rsyslog::version as rsyslog_version;
+
 use anyhow::{Result, bail};
 
 use crate::{

@@ -170,7 +170,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// Starts what the monitors need (one kmsg reader thread per kmsg path, shared
 /// by all kmsg monitors and log-counters; custom plugin runners on the tokio
-/// runtime). Registers its own `sonde_*` stats collector. Returns the defaults of
+/// runtime). A kmsg path that cannot be opened leaves its consumers off, with a
+/// warning and `sonde_kmsg_up{path} 0`. Registers its own `sonde_*` stats collector. Returns the defaults of
 /// every condition the monitors own. Call inside the tokio runtime.
 pub fn start(
     monitors: Vec<Monitor>,
@@ -180,7 +181,7 @@ pub fn start(
     let stats = NpdStats::default();
     let (now, boot) = (SystemTime::now(), kmsg::boot_time());
     let mut defaults = Vec::new();
-    // Custom monitors start only once every kmsg path has opened: an error
+    // Custom monitors start only once every monitor has been built: an error
     // leaves nothing running.
     let mut customs = Vec::new();
     // kmsg path -> its consumers and the oldest record any of them wants.
@@ -232,9 +233,19 @@ pub fn start(
     }
     let mut opened = Vec::new();
     for (path, (consumers, from)) in readers {
-        let reader = KmsgReader::open(&path)
-            .with_context(|| format!("opening the kernel log {}", path.display()))?;
-        opened.push((reader, consumers, from));
+        // Degrade, never die: without root (or CAP_SYSLOG, with dmesg_restrict) the
+        // rest of the agent is still worth running.
+        match KmsgReader::open(&path) {
+            Ok(reader) => {
+                stats.reader_up(&path, true);
+                opened.push((reader, consumers, from));
+            }
+            Err(e) => {
+                stats.reader_up(&path, false);
+                tracing::warn!(path = %path.display(), error = %e,
+                    "cannot read the kernel log (needs root or CAP_SYSLOG): the NPD monitors and log-counters over it are off");
+            }
+        }
     }
     for (reader, consumers, from) in opened {
         let (tx, stats) = (tx.clone(), stats.clone());

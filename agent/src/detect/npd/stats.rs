@@ -18,6 +18,8 @@ pub struct NpdStats {
     matches: Arc<Mutex<BTreeMap<(String, String), u64>>>,
     /// (source, result) -> runs.
     runs: Arc<Mutex<BTreeMap<(String, &'static str), u64>>>,
+    /// kmsg path -> whether it opened.
+    readers: Arc<Mutex<BTreeMap<String, bool>>>,
 }
 
 impl NpdStats {
@@ -33,6 +35,12 @@ impl NpdStats {
         if let Ok(mut m) = self.matches.lock() {
             *m.entry((source.to_string(), reason.to_string()))
                 .or_insert(0) += 1;
+        }
+    }
+
+    pub fn reader_up(&self, path: &std::path::Path, up: bool) {
+        if let Ok(mut m) = self.readers.lock() {
+            m.insert(path.display().to_string(), up);
         }
     }
 
@@ -56,6 +64,21 @@ impl NpdStats {
 impl Collector for NpdStats {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let none: [(&str, &str); 0] = [];
+        let readers: Vec<_> = self
+            .readers
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(p, up)| (crate::labels!("path" => p), f64::from(u8::from(*up))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        families::gauge(
+            &mut enc,
+            "sonde_kmsg_up",
+            "Whether the kernel log could be opened (0: the NPD monitors reading it are off; the log says why).",
+            readers,
+        )?;
         families::counter(
             &mut enc,
             "sonde_kmsg_records",
