@@ -12,8 +12,7 @@
 use serde_json::{Value, json};
 
 use super::{
-    Request, Response, State, bad_request, invalid, method_not_allowed, object_not_found,
-    patch::{self, PatchKind},
+    Request, Response, State, bad_request, invalid, method_not_allowed, object_not_found, patch,
     status_json,
 };
 
@@ -35,14 +34,8 @@ pub(super) fn one(req: &Request, st: &mut State, namespace: &str, name: &str) ->
     match req.method.as_str() {
         "GET" => Response::Json(200, st.events[&key].clone()),
         "PATCH" => {
-            let kind = match PatchKind::from_media_type(&req.media_type()) {
-                Ok(k) => k,
-                Err(msg) => {
-                    return Response::Json(415, status_json(415, "UnsupportedMediaType", &msg));
-                }
-            };
-            let body = match req.json_body() {
-                Ok(b) => b,
+            let (kind, body) = match patch::read(req) {
+                Ok(p) => p,
                 Err(refused) => return refused,
             };
             let mut patched = st.events[&key].clone();

@@ -2,11 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    Request, Response, State, method_not_allowed, object_not_found,
-    patch::{self, PatchKind},
-    status_json,
-};
+use super::{Request, Response, State, method_not_allowed, object_not_found, patch};
 
 /// The status subresource: GET, or PATCH with a merge or strategic merge patch. As on the
 /// real server, a status patch changes only `status` (spec and metadata are kept).
@@ -17,14 +13,8 @@ pub(super) fn status(req: &Request, st: &mut State, name: &str) -> Response {
     match req.method.as_str() {
         "GET" => Response::Json(200, st.nodes[name].clone()),
         "PATCH" => {
-            let kind = match PatchKind::from_media_type(&req.media_type()) {
-                Ok(k) => k,
-                Err(msg) => {
-                    return Response::Json(415, status_json(415, "UnsupportedMediaType", &msg));
-                }
-            };
-            let body = match req.json_body() {
-                Ok(b) => b,
+            let (kind, body) = match patch::read(req) {
+                Ok(p) => p,
                 Err(refused) => return refused,
             };
             if let Some(msg) = invalid_conditions(&body) {

@@ -10,6 +10,16 @@
 
 use serde_json::{Map, Value};
 
+use super::{Request, Response, status_json};
+
+/// A PATCH request's kind and body, or the refusal to send: 415 for a content type
+/// that is not a patch, 400 for a body that is not JSON.
+pub(super) fn read(req: &Request) -> Result<(PatchKind, Value), Response> {
+    let kind = PatchKind::from_media_type(&req.media_type())
+        .map_err(|msg| Response::Json(415, status_json(415, "UnsupportedMediaType", &msg)))?;
+    Ok((kind, req.json_body()?))
+}
+
 /// Which patch a `Content-Type` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum PatchKind {

@@ -171,6 +171,21 @@ pub(super) enum Verdict {
     },
 }
 
+impl Verdict {
+    /// While `active`, a problem told by the last bad window (message, pods).
+    fn sustained(active: bool, reason: &str, last: &Option<(String, Vec<PodRef>)>) -> Verdict {
+        if !active {
+            return Verdict::Healthy;
+        }
+        let (message, pods) = last.clone().unwrap_or_default();
+        Verdict::Problem {
+            reason: reason.to_string(),
+            message,
+            pods,
+        }
+    }
+}
+
 /// The three condition detectors, fed the same windows.
 struct Detectors {
     retransmits: retransmits::Retransmits,

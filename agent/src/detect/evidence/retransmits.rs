@@ -51,16 +51,7 @@ impl Retransmits {
             );
             self.last = Some((message, pods));
         }
-        if self.state.observe(w.start, w.end, bad) {
-            let (message, pods) = self.last.clone().unwrap_or_default();
-            Verdict::Problem {
-                reason: PROBLEM.to_string(),
-                message,
-                pods,
-            }
-        } else {
-            Verdict::Healthy
-        }
+        Verdict::sustained(self.state.observe(w.start, w.end, bad), PROBLEM, &self.last)
     }
 }
 

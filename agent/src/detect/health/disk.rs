@@ -99,14 +99,7 @@ fn judge(measured: &[(String, FsStat)], min_free: f64) -> Option<Verdict> {
             })
         })
         .collect();
-    Some(if low.is_empty() {
-        Verdict::Healthy
-    } else {
-        Verdict::Problem {
-            reason: PROBLEM.to_string(),
-            message: low.join("; "),
-        }
-    })
+    Some(Verdict::of_findings(PROBLEM, low))
 }
 
 #[cfg(test)]

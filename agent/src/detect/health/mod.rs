@@ -177,6 +177,20 @@ pub(super) enum Verdict {
     },
 }
 
+impl Verdict {
+    /// Healthy when nothing was found; else a problem listing every finding.
+    fn of_findings(reason: &str, found: Vec<String>) -> Verdict {
+        if found.is_empty() {
+            Verdict::Healthy
+        } else {
+            Verdict::Problem {
+                reason: reason.to_string(),
+                message: found.join("; "),
+            }
+        }
+    }
+}
+
 /// One health check: owns its conditions, measures once per round.
 pub(super) trait Check: Send + 'static {
     fn defaults(&self) -> Vec<ConditionDefault>;

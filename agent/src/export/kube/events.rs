@@ -222,7 +222,12 @@ impl Sink {
         let now = Instant::now();
         let key = Key::of(&ev);
         let mut seen = self.correlator.observe(&key, ev.time, now);
-        if !self.limiter.allow(&ev.source, now) {
+        // Keyed by reason too (client-go keys by source alone): an OOM storm must
+        // not silence the disk error that follows it. The global bucket still caps both.
+        if !self
+            .limiter
+            .allow(&format!("{}\0{}", ev.source, ev.reason), now)
+        {
             Stats::inc(&self.stats.events_rate_limited);
             tracing::debug!(
                 source = ev.source,

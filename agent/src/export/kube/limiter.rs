@@ -1,6 +1,6 @@
-//! client-go's event spam filter: a token bucket per source (burst 25, one token back
-//! every 5 minutes by default), plus one bucket over all sources so that many noisy
-//! sources together stay bounded too.
+//! client-go's event spam filter: a token bucket per key (burst 25, one token back
+//! every 5 minutes by default; the reporter keys by source and reason), plus one
+//! bucket over all keys so that many noisy sources together stay bounded too.
 
 use std::{
     collections::HashMap,

@@ -45,9 +45,10 @@ pub struct KubeReportOptions {
     /// Distinct Events remembered for deduplication; the least recently seen go first
     /// (client-go: 4096).
     pub dedupe_cache_size: usize,
-    /// Events each source may send in a burst (client-go's spam filter: 25) ...
+    /// Events each source may send in a burst per reason (client-go's spam filter:
+    /// 25 per source) ...
     pub source_burst: u32,
-    /// ... and the time it takes that source to earn one more (client-go: 5m).
+    /// ... and the time it takes to earn one more (client-go: 5m).
     pub source_refill: Duration,
     /// A cap over all sources together: burst ...
     pub global_burst: u32,

@@ -72,6 +72,8 @@ impl Rig {
             .unwrap_or_else(|| panic!("no {name}{{result={result}}} in:\n{text}"))
     }
 
+    /// Waits for the reporter's count: the fake server holds a write a moment
+    /// before the reporter has counted it.
     fn wait_metric(&self, name: &str, result: &str, pred: impl Fn(f64) -> bool) {
         let deadline = Instant::now() + WAIT;
         while !pred(self.metric(name, result)) {
@@ -215,7 +217,7 @@ async fn conditions_merge_with_the_kubelets_and_keep_their_transition_time() {
     assert_eq!(c["reason"], "DockerHung");
     assert_eq!(c["lastTransitionTime"], api_text(90));
     assert_eq!(rig.server.node_conditions(NODE).len(), 6);
-    assert_eq!(rig.metric("sonde_node_condition_patches_total", "ok"), 3.0);
+    rig.wait_metric("sonde_node_condition_patches_total", "ok", |v| v == 3.0);
     assert_eq!(
         rig.metric("sonde_node_condition_patches_total", "failed"),
         0.0
@@ -326,8 +328,8 @@ async fn repeated_events_count_up_on_one_event() {
     assert_eq!(ev["reportingComponent"], "sonde-agent");
     assert_eq!(ev["reportingInstance"], NODE);
     assert!(ev["firstTimestamp"].is_string() && ev["lastTimestamp"].is_string());
-    assert_eq!(rig.metric("sonde_problem_events_total", "created"), 1.0);
-    assert_eq!(rig.metric("sonde_problem_events_total", "updated"), 2.0);
+    rig.wait_metric("sonde_problem_events_total", "created", |v| v == 1.0);
+    rig.wait_metric("sonde_problem_events_total", "updated", |v| v == 2.0);
 
     // Another message is another Event; a Normal one without pods has no `related`.
     let mut other = problem("kernel-monitor", "TaskHung", "task x blocked", vec![]);
@@ -368,7 +370,8 @@ async fn the_spam_filter_drops_and_counts_past_the_burst() {
         );
         rig.events.send(ev).await.unwrap();
     }
-    // Another source has its own bucket.
+    // Another source has its own bucket, and so has another reason of the same
+    // source: a storm of one problem does not silence the next.
     let ev = problem(
         "readonly-monitor",
         "FilesystemIsReadOnly",
@@ -376,16 +379,18 @@ async fn the_spam_filter_drops_and_counts_past_the_burst() {
         vec![],
     );
     rig.events.send(ev).await.unwrap();
-    rig.wait_metric("sonde_problem_events_total", "created", |v| v >= 6.0);
+    let ev = problem("kernel-monitor", "KernelOops", "BUG: oops", vec![]);
+    rig.events.send(ev).await.unwrap();
+    rig.wait_metric("sonde_problem_events_total", "created", |v| v >= 7.0);
     rig.wait_metric("sonde_problem_events_total", "rate_limited", |v| v >= 15.0);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(rig.metric("sonde_problem_events_total", "created"), 6.0);
+    assert_eq!(rig.metric("sonde_problem_events_total", "created"), 7.0);
     assert_eq!(
         rig.metric("sonde_problem_events_total", "rate_limited"),
         15.0
     );
     let events = rig.server.events();
-    assert_eq!(events.len(), 6);
+    assert_eq!(events.len(), 7);
     let kernel: Vec<&str> = events
         .iter()
         .filter(|e| e["reason"] == "IOError")
@@ -428,7 +433,7 @@ async fn the_latest_conditions_land_after_an_outage() {
     let c = rig.wait_condition("KernelDeadlock", |_| true);
     assert_eq!(c["message"], "latest");
     assert_eq!(c["lastTransitionTime"], api_text(10));
-    assert_eq!(rig.metric("sonde_node_condition_patches_total", "ok"), 1.0);
+    rig.wait_metric("sonde_node_condition_patches_total", "ok", |v| v == 1.0);
     assert_eq!(
         rig.server.node_conditions(NODE).len(),
         5,
@@ -476,9 +481,12 @@ async fn repeats_refused_by_the_spam_filter_still_count() {
     for _ in 0..5 {
         rig.events.send(hung()).await.unwrap();
     }
-    rig.wait_metric("sonde_problem_events_total", "rate_limited", |v| v >= 3.0);
+    rig.wait_metric("sonde_problem_events_total", "rate_limited", |v| v >= 1.0);
+    // On a loaded machine a token may come back between the sends: "at least".
     let ev = rig.server.wait_until(WAIT, "the Event with count 2", |s| {
-        s.events().into_iter().find(|e| e["count"] == 2)
+        s.events()
+            .into_iter()
+            .find(|e| e["count"].as_u64().is_some_and(|c| c >= 2))
     });
     // After a refill the next repeat carries every occurrence, refused ones included.
     std::thread::sleep(Duration::from_millis(500));
@@ -488,5 +496,7 @@ async fn repeats_refused_by_the_spam_filter_still_count() {
         s.event("default", &name).filter(|e| e["count"] == 6)
     });
     assert_eq!(rig.server.events().len(), 1, "{ev}");
-    assert_eq!(rig.metric("sonde_problem_events_total", "updated"), 2.0);
+    assert_eq!(rig.metric("sonde_problem_events_total", "created"), 1.0);
+    // The server has the patch a moment before the reporter counts it.
+    rig.wait_metric("sonde_problem_events_total", "updated", |v| v >= 2.0);
 }
