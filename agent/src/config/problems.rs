@@ -10,7 +10,7 @@
 //! health_interval = "30s"
 //! tcp_retransmits_per_second = 50  # node-wide, sustained -> FrequentTCPRetransmits
 //! blockio_p99 = "500ms"            # per disk, sustained -> SlowBlockIO
-//! runqueue_p99 = "50ms"            # node-wide, sustained -> a run-queue condition
+//! runqueue_p99 = "50ms"            # node-wide, sustained -> CPURunQueueLatencyHigh
 //! sustain = "2m"                   # how long a kernel-evidence bound must be crossed
 //! heartbeat = "5m"                 # NodeCondition heartbeat (NPD's default)
 //! event_namespace = "default"      # where Events go (NPD's choice)
@@ -57,7 +57,7 @@ pub struct ProblemFlags {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub blockio_p99_problem: Option<Duration>,
 
-    /// Run-queue latency p99, node-wide, that raises a run-queue problem when sustained, e.g. 50ms [default: 50ms].
+    /// Run-queue latency p99, node-wide, that raises CPURunQueueLatencyHigh when sustained, e.g. 50ms [default: 50ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub runqueue_p99_problem: Option<Duration>,
 
