@@ -8,6 +8,7 @@
 
 pub mod lines;
 pub mod targets;
+mod tracefs;
 
 use std::{
     collections::BTreeSet,
@@ -51,6 +52,7 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<StdioTap> {
         .ok_or_else(|| anyhow!("program {PROGRAM} is missing from the eBPF object"))?
         .try_into()?;
     prog.load().with_context(|| format!("loading {PROGRAM}"))?;
+    tracefs::ensure_mounted().map_err(|e| anyhow!("attaching {PROGRAM}: {e}"))?;
     prog.attach("syscalls", PROGRAM)
         .with_context(|| format!("attaching {PROGRAM} (needs tracefs)"))?;
     let events = ebpf
