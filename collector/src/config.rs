@@ -112,6 +112,36 @@ pub struct Flags {
     #[arg(long)]
     pub enable_admin_api: bool,
 
+    /// Prometheus rule files (alerting and recording rules), comma separated; reloaded on
+    /// SIGHUP and POST /-/reload [default: none].
+    #[arg(long, value_name = "FILES")]
+    pub rule_files: Option<String>,
+
+    /// Log rule files: Prometheus's rule file format with LogQL metric queries as `expr`
+    /// (as Loki's ruler reads them), comma separated; reloaded with the others [default: none].
+    #[arg(long, value_name = "FILES")]
+    pub log_rule_files: Option<String>,
+
+    /// How often a rule group without its own `interval` is evaluated, as Prometheus's
+    /// global evaluation_interval [default: 1m].
+    #[arg(long, value_name = "DURATION")]
+    pub evaluation_interval: Option<String>,
+
+    /// Alertmanager base URLs to send alerts to (API v2), comma separated, e.g.
+    /// http://alertmanager:9093 [default: none: alerts are evaluated and served, not sent].
+    #[arg(long, value_name = "URLS")]
+    pub alertmanager_url: Option<String>,
+
+    /// How often a still-firing alert is sent again, as Prometheus's
+    /// --rules.alert.resend-delay [default: 1m].
+    #[arg(long, value_name = "DURATION")]
+    pub alert_resend_delay: Option<String>,
+
+    /// The URL users reach the collector at: alerts' generatorURL and templates'
+    /// $externalURL [default: http://<hostname>:<http port>].
+    #[arg(long, value_name = "URL")]
+    pub external_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -150,6 +180,12 @@ struct File {
     log_level: Option<String>,
     log_format: Option<String>,
     enable_admin_api: Option<bool>,
+    rule_files: Option<Vec<PathBuf>>,
+    log_rule_files: Option<Vec<PathBuf>>,
+    evaluation_interval: Option<String>,
+    alertmanager_url: Option<Vec<String>>,
+    alert_resend_delay: Option<String>,
+    external_url: Option<String>,
 }
 
 /// A file value that may be written as a number or a string (`10GiB`, `1000`).
@@ -191,9 +227,32 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub enable_admin_api: bool,
+    pub rule_files: Vec<PathBuf>,
+    pub log_rule_files: Vec<PathBuf>,
+    pub evaluation_interval: Duration,
+    pub alertmanager_urls: Vec<String>,
+    pub alert_resend_delay: Duration,
+    pub external_url: String,
+}
+
+/// Splits a comma-separated flag value, dropping empty items.
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl Config {
+    /// Every rule file with the language of its `expr`s.
+    pub fn all_rule_files(&self) -> Vec<(PathBuf, crate::alert::rules::Lang)> {
+        use crate::alert::rules::Lang;
+        let promql = self.rule_files.iter().map(|p| (p.clone(), Lang::PromQL));
+        let logql = self.log_rule_files.iter().map(|p| (p.clone(), Lang::LogQL));
+        promql.chain(logql).collect()
+    }
+
     /// Resolves flags over the config file over defaults. The error is one line
     /// naming the flag (`--max-series: ...`) or the file and key.
     pub fn resolve(flags: &Flags) -> Result<Config, String> {
@@ -211,7 +270,7 @@ impl Config {
             "15d",
             parse_duration,
         )?;
-        Ok(Config {
+        let mut cfg = Config {
             data_dir: flags
                 .data_dir
                 .clone()
@@ -347,7 +406,49 @@ impl Config {
             )?,
             // A flag can only switch it on; the file may say either.
             enable_admin_api: flags.enable_admin_api || file.enable_admin_api.unwrap_or(false),
-        })
+            rule_files: match &flags.rule_files {
+                Some(v) => list(v).into_iter().map(PathBuf::from).collect(),
+                None => file.rule_files.unwrap_or_default(),
+            },
+            log_rule_files: match &flags.log_rule_files {
+                Some(v) => list(v).into_iter().map(PathBuf::from).collect(),
+                None => file.log_rule_files.unwrap_or_default(),
+            },
+            evaluation_interval: src.pick(
+                "evaluation-interval",
+                &flags.evaluation_interval,
+                file.evaluation_interval,
+                "1m",
+                parse_duration,
+            )?,
+            alertmanager_urls: match &flags.alertmanager_url {
+                Some(v) => list(v),
+                None => file.alertmanager_url.unwrap_or_default(),
+            },
+            alert_resend_delay: src.pick(
+                "alert-resend-delay",
+                &flags.alert_resend_delay,
+                file.alert_resend_delay,
+                "1m",
+                parse_duration,
+            )?,
+            external_url: String::new(),
+        };
+        for u in &cfg.alertmanager_urls {
+            if !u.starts_with("http://") || u.parse::<hyper::Uri>().is_err() {
+                return Err(format!("--alertmanager-url: {u:?} is not an http:// URL"));
+            }
+        }
+        cfg.external_url = match flags.external_url.clone().or(file.external_url) {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "localhost".into());
+                format!("http://{host}:{}", cfg.http_listen.port())
+            }
+        };
+        Ok(cfg)
     }
 }
 

@@ -6,6 +6,7 @@
 //! is the same flow for log lines: OTLP logs and Loki push -> a per-stream
 //! chunk store -> LogQL -> Loki's HTTP API.
 
+pub mod alert;
 pub mod api;
 pub mod config;
 pub mod ingest;

@@ -6,6 +6,11 @@ use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
 
 use prometheus_client::registry::Registry;
 use sonde_collector::{
+    alert::{
+        self,
+        manager::{ManagerOptions, RuleManager},
+        notify::alertmanager::Notifier,
+    },
     api::{self, ApiState},
     config::{Command, Config, Flags, LogFormat},
     ingest::{self, Ingester},
@@ -47,6 +52,11 @@ fn main() -> ExitCode {
     };
     if let Err(e) = init_logging(&cfg) {
         eprintln!("sonde-collector: --log-level: {e}");
+        return ExitCode::from(2);
+    }
+    // A bad rule file is a bad config: one line, before anything starts.
+    if let Err(e) = alert::load::groups(&cfg.all_rule_files(), cfg.evaluation_interval) {
+        eprintln!("sonde-collector: rule files: {e}");
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -164,13 +174,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         timeout: cfg.query_timeout,
         metrics: LogApiMetrics::new(&mut registry, log_store.clone()),
     };
+    let engine_options = EngineOptions {
+        lookback: cfg.lookback_delta,
+        max_samples: cfg.query_max_samples,
+        timeout: cfg.query_timeout,
+    };
+    let logs: Arc<dyn logs::model::LogSource> = log_store.clone();
+    let rules = start_rules(
+        &cfg,
+        storage.clone(),
+        logs,
+        engine_options.clone(),
+        &mut registry,
+    )?;
     let state = ApiState {
         storage: storage.clone(),
-        engine_options: EngineOptions {
-            lookback: cfg.lookback_delta,
-            max_samples: cfg.query_max_samples,
-            timeout: cfg.query_timeout,
-        },
+        engine_options,
         registry: Arc::new(registry),
         admin: cfg.enable_admin_api.then_some(tsdb),
     };
@@ -178,6 +197,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .merge(ingest::http::routes(ingester.clone()))
         .merge(logs::ingest::http::routes(log_ingester.clone()))
         .merge(logs::api::routes(log_api))
+        .merge(api::rules::routes(rules.clone()))
         .fallback(api::not_found);
     let otlp_app = ingest::http::otlp_routes(ingester.clone())
         .merge(logs::ingest::http::otlp_routes(log_ingester.clone()))
@@ -217,6 +237,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     println!("sonde-collector: data in {}", data_dir.display());
 
+    tokio::spawn(reload_on_sighup(rules.clone()));
     let signal = shutdown_signal().await;
     info!(signal, "stopping: finishing requests in flight");
     let _ = stop_tx.send(true);
@@ -233,6 +254,62 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The rule manager and the notifier behind it.
+fn start_rules(
+    cfg: &Config,
+    storage: Arc<dyn Storage>,
+    logs: Arc<dyn logs::model::LogSource>,
+    engine_options: EngineOptions,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<RuleManager>> {
+    let urls = cfg
+        .alertmanager_urls
+        .iter()
+        .map(|u| {
+            u.parse()
+                .map_err(|e| anyhow::anyhow!("--alertmanager-url {u}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let notifier = Notifier::start(urls, registry).map_err(|e| anyhow::anyhow!(e))?;
+    let expander = Arc::new(alert::expand::Prometheus::new(
+        storage.clone(),
+        engine_options.clone(),
+        cfg.external_url.clone(),
+    ));
+    let opts = ManagerOptions {
+        files: cfg.all_rule_files(),
+        default_interval: cfg.evaluation_interval,
+        resend_delay: cfg.alert_resend_delay,
+        external_url: cfg.external_url.clone(),
+    };
+    RuleManager::start(
+        opts,
+        storage,
+        engine_options,
+        Some(logs),
+        expander,
+        notifier,
+        Box::new(alert::load::groups),
+    )
+    .map_err(|e| anyhow::anyhow!("rule files: {e}"))
+}
+
+/// SIGHUP reloads the rule files, as it does for Prometheus; a bad file keeps the old rules.
+async fn reload_on_sighup(rules: Arc<RuleManager>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let r = rules.clone();
+        match tokio::task::spawn_blocking(move || r.reload()).await {
+            Ok(Ok(())) => info!("rules reloaded (SIGHUP)"),
+            Ok(Err(e)) => error!(error = %e, "rule reload failed; the previous rules stay"),
+            Err(e) => error!(error = %e, "rule reload failed"),
+        }
+    }
 }
 
 fn absolute(dir: &Path) -> anyhow::Result<std::path::PathBuf> {

@@ -7,6 +7,7 @@ pub mod format;
 pub mod own_metrics;
 pub mod params;
 pub mod query;
+pub mod rules;
 pub mod series;
 
 use std::sync::Arc;

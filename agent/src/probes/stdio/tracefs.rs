@@ -19,7 +19,9 @@ pub fn ensure_mounted() -> Result<(), String> {
         return Ok(());
     }
     if !at.is_dir() {
-        return Err(format!("{MOUNT_POINT} does not exist (kernel without tracefs?)"));
+        return Err(format!(
+            "{MOUNT_POINT} does not exist (kernel without tracefs?)"
+        ));
     }
     let (src, target, fstype) = (
         CString::new("nodev").unwrap_or_default(),
@@ -42,6 +44,9 @@ pub fn ensure_mounted() -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    tracing::info!(path = MOUNT_POINT, "mounted tracefs for the stdout/stderr tap");
+    tracing::info!(
+        path = MOUNT_POINT,
+        "mounted tracefs for the stdout/stderr tap"
+    );
     Ok(())
 }

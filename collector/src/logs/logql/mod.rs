@@ -73,6 +73,18 @@ pub enum QueryData {
     Matrix(Vec<(Labels, Vec<(i64, f64)>)>),
 }
 
+/// Checks that `query` is a LogQL metric query (what a log rule's `expr` must
+/// be); the error is the parser's, or says it is a log query.
+pub fn check_metric_query(query: &str) -> Result<(), String> {
+    match parser::parse(query).map_err(|e| e.to_string())? {
+        Expr::Metric(_) => Ok(()),
+        Expr::Log(_) => Err(
+            "a log query selects lines; a rule needs a metric query such as count_over_time({...}[5m])"
+                .into(),
+        ),
+    }
+}
+
 /// Loki refuses range queries with more points per series than this.
 const MAX_POINTS: i64 = 11_000;
 
