@@ -132,6 +132,13 @@ pub struct Flags {
     #[arg(long, value_name = "URLS")]
     pub alertmanager_url: Option<String>,
 
+    /// Built-in notification for clusters without Alertmanager: a file with the `route`,
+    /// `receivers` (webhook_configs) and `inhibit_rules` sections of an alertmanager.yml.
+    /// Silences are served at /api/v2/silences and kept in <data-dir>/silences.json
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub alert_routes: Option<PathBuf>,
+
     /// How often a still-firing alert is sent again, as Prometheus's
     /// --rules.alert.resend-delay [default: 1m].
     #[arg(long, value_name = "DURATION")]
@@ -184,6 +191,7 @@ struct File {
     log_rule_files: Option<Vec<PathBuf>>,
     evaluation_interval: Option<String>,
     alertmanager_url: Option<Vec<String>>,
+    alert_routes: Option<PathBuf>,
     alert_resend_delay: Option<String>,
     external_url: Option<String>,
 }
@@ -231,6 +239,7 @@ pub struct Config {
     pub log_rule_files: Vec<PathBuf>,
     pub evaluation_interval: Duration,
     pub alertmanager_urls: Vec<String>,
+    pub alert_routes: Option<PathBuf>,
     pub alert_resend_delay: Duration,
     pub external_url: String,
 }
@@ -425,6 +434,7 @@ impl Config {
                 Some(v) => list(v),
                 None => file.alertmanager_url.unwrap_or_default(),
             },
+            alert_routes: flags.alert_routes.clone().or(file.alert_routes),
             alert_resend_delay: src.pick(
                 "alert-resend-delay",
                 &flags.alert_resend_delay,

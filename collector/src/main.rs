@@ -2,14 +2,21 @@
 //! Prometheus and Loki HTTP APIs, remote_write, Loki push and OTLP metrics and
 //! logs (HTTP and gRPC) until SIGTERM or SIGINT; flushes the log store on the way out.
 
-use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use prometheus_client::registry::Registry;
 use sonde_collector::{
     alert::{
         self,
         manager::{ManagerOptions, RuleManager},
-        notify::alertmanager::Notifier,
+        notify::{alertmanager::Notifier, http_post::post_json},
+        route::{self, Router, api::SilenceApi, config::RouteConfig, silence::Silences},
     },
     api::{self, ApiState},
     config::{Command, Config, Flags, LogFormat},
@@ -57,6 +64,10 @@ fn main() -> ExitCode {
     // A bad rule file is a bad config: one line, before anything starts.
     if let Err(e) = alert::load::groups(&cfg.all_rule_files(), cfg.evaluation_interval) {
         eprintln!("sonde-collector: rule files: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(Err(e)) = cfg.alert_routes.as_deref().map(RouteConfig::load) {
+        eprintln!("sonde-collector: --alert-routes {e}");
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -180,11 +191,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         timeout: cfg.query_timeout,
     };
     let logs: Arc<dyn logs::model::LogSource> = log_store.clone();
+    let router = start_router(&cfg, &data_dir, &mut registry)?;
     let rules = start_rules(
         &cfg,
         storage.clone(),
         logs,
         engine_options.clone(),
+        router.as_ref().map(|s| s.router.clone()),
         &mut registry,
     )?;
     let state = ApiState {
@@ -193,12 +206,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         registry: Arc::new(registry),
         admin: cfg.enable_admin_api.then_some(tsdb),
     };
-    let main_app = api::routes(state)
+    let mut main_app = api::routes(state)
         .merge(ingest::http::routes(ingester.clone()))
         .merge(logs::ingest::http::routes(log_ingester.clone()))
         .merge(logs::api::routes(log_api))
-        .merge(api::rules::routes(rules.clone()))
-        .fallback(api::not_found);
+        .merge(api::rules::routes(rules.clone()));
+    if let Some(silences) = router {
+        main_app = main_app.merge(route::api::routes(silences));
+    }
+    let main_app = main_app.fallback(api::not_found);
     let otlp_app = ingest::http::otlp_routes(ingester.clone())
         .merge(logs::ingest::http::otlp_routes(log_ingester.clone()))
         .fallback(api::not_found);
@@ -256,12 +272,55 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rule manager and the notifier behind it.
+/// A webhook receiver that has not answered in this long has failed this attempt.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The built-in router (`--alert-routes`) posting webhooks, with its silences
+/// (kept in <data-dir>/silences.json) behind the API it returns.
+fn start_router(
+    cfg: &Config,
+    data_dir: &Path,
+    registry: &mut Registry,
+) -> anyhow::Result<Option<SilenceApi>> {
+    let Some(path) = &cfg.alert_routes else {
+        return Ok(None);
+    };
+    let routes = RouteConfig::load(path).map_err(|e| anyhow::anyhow!("--alert-routes {e}"))?;
+    let file = data_dir.join("silences.json");
+    let mut router = Router::new(routes, cfg.external_url.clone());
+    router.silences = Silences::load(&file).map_err(|e| anyhow::anyhow!("silences: {e}"))?;
+    let router = Arc::new(Mutex::new(router));
+    let counters = route::webhook::Counters::default();
+    let r = registry.sub_registry_with_prefix("sonde_collector_webhook_notifications");
+    r.register(
+        "sent",
+        "Webhook notifications delivered (2xx)",
+        counters.sent.clone(),
+    );
+    r.register(
+        "failed",
+        "Webhook notifications given up after their retries",
+        counters.failed.clone(),
+    );
+    tokio::spawn(route::run(
+        router.clone(),
+        counters,
+        |url, body| async move { post_json(&url, body, WEBHOOK_TIMEOUT).await },
+    ));
+    info!(routes = %path.display(), "built-in alert routing on");
+    Ok(Some(SilenceApi {
+        router,
+        file: Some(file),
+    }))
+}
+
+/// The rule manager and the notifiers behind it (Alertmanager, and `router` if any).
 fn start_rules(
     cfg: &Config,
     storage: Arc<dyn Storage>,
     logs: Arc<dyn logs::model::LogSource>,
     engine_options: EngineOptions,
+    router: Option<Arc<Mutex<Router>>>,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<RuleManager>> {
     let urls = cfg
@@ -272,7 +331,10 @@ fn start_rules(
                 .map_err(|e| anyhow::anyhow!("--alertmanager-url {u}: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let notifier = Notifier::start(urls, registry).map_err(|e| anyhow::anyhow!(e))?;
+    let mut notifier = Notifier::start(urls, registry).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(r) = router {
+        notifier = notifier.with_router(r);
+    }
     let expander = Arc::new(alert::expand::Prometheus::new(
         storage.clone(),
         engine_options.clone(),

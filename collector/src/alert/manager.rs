@@ -24,7 +24,7 @@ use crate::{
 
 use super::{
     group::{Expander, GroupRun, GroupSpec, Sources},
-    notify::alertmanager::{Notifier, WireAlert},
+    notify::alertmanager::Notifier,
     rules::Lang,
 };
 
@@ -170,18 +170,14 @@ impl RuleManager {
                         let exprs = run.alert_exprs();
                         (due, exprs)
                     };
-                    let wire = due
-                        .iter()
-                        .map(|a| {
-                            let expr = a
-                                .labels
-                                .get("alertname")
-                                .and_then(|n| exprs.get(n))
-                                .map_or("", String::as_str);
-                            WireAlert::of(a, generator_url(&url, expr))
-                        })
-                        .collect();
-                    notifier.send(wire);
+                    notifier.send(&due, |a| {
+                        let expr = a
+                            .labels
+                            .get("alertname")
+                            .and_then(|n| exprs.get(n))
+                            .map_or("", String::as_str);
+                        generator_url(&url, expr)
+                    });
                 }
             });
         if let Err(e) = spawned {

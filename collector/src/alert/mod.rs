@@ -5,6 +5,7 @@
 //!   group: PromQL over the store -> state (pending/firing/resolved) -> ALERTS series
 //!          annotations via expand -> template (Go text/template subset)
 //!   due alerts -> notify (Alertmanager API v2)
+//!              -> route (built in: routes, groups, silences, inhibition -> webhooks)
 //! ```
 
 pub mod expand;

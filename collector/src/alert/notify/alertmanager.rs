@@ -22,7 +22,10 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::http_post::post_json;
-use crate::alert::state::Alert;
+use crate::alert::{
+    route::{Router, alert::RoutedAlert},
+    state::Alert,
+};
 
 /// Prometheus's `--alertmanager.notification-queue-capacity` default.
 const QUEUE_CAPACITY: usize = 10_000;
@@ -92,6 +95,8 @@ pub struct Notifier {
     wake: Arc<Notify>,
     stats: Stats,
     targets: usize,
+    /// The built-in router (`--alert-routes`), fed the same alerts.
+    router: Option<Arc<Mutex<Router>>>,
 }
 
 impl Notifier {
@@ -122,7 +127,7 @@ impl Notifier {
         );
         r.register(
             "dropped",
-            "Alerts dropped: queue full, or no Alertmanager",
+            "Alerts dropped: queue full, or neither Alertmanager nor --alert-routes",
             stats.dropped.clone(),
         );
         r.register(
@@ -135,6 +140,7 @@ impl Notifier {
             wake: Arc::new(Notify::new()),
             stats,
             targets: targets.len(),
+            router: None,
         };
         if !targets.is_empty() {
             tokio::spawn(n.clone().run(targets));
@@ -142,14 +148,38 @@ impl Notifier {
         Ok(n)
     }
 
-    pub fn send(&self, alerts: Vec<WireAlert>) {
-        if alerts.is_empty() {
+    /// Also hands every alert sent to `router`.
+    pub fn with_router(mut self, router: Arc<Mutex<Router>>) -> Notifier {
+        self.router = Some(router);
+        self
+    }
+
+    /// Sends the due alerts of one group evaluation; `generator_url` gives each
+    /// alert's link back to its expression.
+    pub fn send(&self, due: &[Alert], generator_url: impl Fn(&Alert) -> String) {
+        if due.is_empty() {
             return;
+        }
+        if let Some(r) = &self.router {
+            let routed = due
+                .iter()
+                .filter_map(|a| RoutedAlert::from_rule(a, generator_url(a)));
+            let now = chrono::Utc::now().timestamp_millis();
+            r.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ingest_routed(routed, now);
         }
         if self.targets == 0 {
-            self.stats.dropped.inc_by(alerts.len() as u64);
+            // Nowhere to send them is a loss only when nothing else takes them.
+            if self.router.is_none() {
+                self.stats.dropped.inc_by(due.len() as u64);
+            }
             return;
         }
+        let alerts: Vec<WireAlert> = due
+            .iter()
+            .map(|a| WireAlert::of(a, generator_url(a)))
+            .collect();
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.extend(alerts);
         let over = q.len().saturating_sub(QUEUE_CAPACITY);

@@ -1,4 +1,4 @@
-//! Where alerts go: Alertmanager's API v2.
+//! Where alerts go: Alertmanager's API v2 (and the built-in router, `route`).
 
 pub mod alertmanager;
-mod http_post;
+pub mod http_post;

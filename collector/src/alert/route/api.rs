@@ -119,8 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn silences_over_http() {
-        let cfg =
-            RouteConfig::parse("[route]\nreceiver = \"r\"\n[[receivers]]\nname = \"r\"\n").unwrap();
+        let cfg = RouteConfig::parse("route: {receiver: r}\nreceivers: [{name: r}]\n").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("silences.json");
         let api = SilenceApi {

@@ -1,23 +1,25 @@
-//! The routing config file (TOML), Alertmanager's `route`, `receivers` and
-//! `inhibit_rules` with the same names and defaults:
+//! The routing config file: the `route`, `receivers` and `inhibit_rules`
+//! sections of Alertmanager's alertmanager.yml, with the same names and
+//! defaults, so an operator's existing file works (other sections, other
+//! receiver kinds and the legacy `match`/`match_re` are refused by name):
 //!
-//! ```toml
-//! [route]
-//! receiver = "ops"
-//! group_by = ["alertname"]      # "..." alone = group by all labels
-//! group_wait = "30s"            # defaults: 30s, 5m, 4h
-//! [[route.routes]]
-//! matchers = ["severity=\"critical\"", "team=~\"db|web\""]
-//! receiver = "pager"
-//! continue = true
-//! [[receivers]]
-//! name = "ops"
-//! [[receivers.webhook_configs]]
-//! url = "http://hook:8080/"     # send_resolved = true, max_alerts = 0 (all)
-//! [[inhibit_rules]]
-//! source_matchers = ["severity=\"critical\""]
-//! target_matchers = ["severity=\"warning\""]
-//! equal = ["cluster"]
+//! ```yaml
+//! route:
+//!   receiver: ops
+//!   group_by: [alertname]       # ['...'] alone = group by all labels
+//!   group_wait: 30s             # defaults: 30s, 5m, 4h
+//!   routes:
+//!     - matchers: ['severity="critical"', 'team=~"db|web"']
+//!       receiver: pager
+//!       continue: true
+//! receivers:
+//!   - name: ops
+//!     webhook_configs:
+//!       - url: http://hook:8080/  # send_resolved: true, max_alerts: 0 (all)
+//! inhibit_rules:
+//!   - source_matchers: ['severity="critical"']
+//!     target_matchers: ['severity="warning"']
+//!     equal: [cluster]
 //! ```
 //!
 //! Child routes inherit receiver, group_by and the three intervals from their
@@ -148,17 +150,10 @@ impl RouteConfig {
     }
 
     /// Parses and validates; the one-line error names the field
-    /// (`route.routes[0].matchers[1]: ...`) or the TOML line and column.
+    /// (`route.routes[0].matchers[1]: ...`) or the YAML line and column.
     pub fn parse(text: &str) -> Result<RouteConfig, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            // toml's message is multi-line (with a source excerpt); keep it on one line.
-            let span = e.span().map(|s| line_col(text, s.start));
-            let msg = e.message().trim().replace('\n', " ");
-            match span {
-                Some((l, c)) => format!("line {l}, column {c}: {msg}"),
-                None => msg,
-            }
-        })?;
+        // serde_yaml's message is one line and ends with the line and column.
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         let mut names = HashSet::new();
         let mut receivers = Vec::new();
         for (i, r) in raw.receivers.into_iter().enumerate() {
@@ -329,13 +324,6 @@ fn valid_label_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
-}
-
 impl Route {
     /// Alertmanager's `Route.Match`: the deepest matching routes; a matching
     /// child stops the search unless it has `continue`; no matching child
@@ -364,41 +352,32 @@ mod tests {
     use crate::model::Labels;
 
     const CFG: &str = r#"
-[route]
-receiver = "ops"
-group_by = ["alertname"]
-group_wait = "10s"
-
-[[route.routes]]
-matchers = ["severity=\"critical\""]
-receiver = "pager"
-continue = true
-repeat_interval = "1h"
-
-[[route.routes]]
-matchers = ["team=~\"db|web\""]
-receiver = "teams"
-group_by = ["..."]
-
-[[receivers]]
-name = "ops"
-[[receivers.webhook_configs]]
-url = "http://ops:8080/hook"
-
-[[receivers]]
-name = "pager"
-[[receivers.webhook_configs]]
-url = "http://pager/"
-send_resolved = false
-max_alerts = 2
-
-[[receivers]]
-name = "teams"
-
-[[inhibit_rules]]
-source_matchers = ["severity=\"critical\""]
-target_matchers = ["severity=\"warning\""]
-equal = ["cluster"]
+route:
+  receiver: ops
+  group_by: [alertname]
+  group_wait: 10s
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      continue: true
+      repeat_interval: 1h
+    - matchers: ['team=~"db|web"']
+      receiver: teams
+      group_by: ['...']
+receivers:
+  - name: ops
+    webhook_configs:
+      - url: http://ops:8080/hook
+  - name: pager
+    webhook_configs:
+      - url: http://pager/
+        send_resolved: false
+        max_alerts: 2
+  - name: teams
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
 "#;
 
     #[test]
@@ -445,7 +424,7 @@ equal = ["cluster"]
 
     #[test]
     fn first_match_without_continue_stops() {
-        let c = RouteConfig::parse(&CFG.replace("continue = true", "continue = false")).unwrap();
+        let c = RouteConfig::parse(&CFG.replace("continue: true", "continue: false")).unwrap();
         let mut out = Vec::new();
         let l = Labels::from_pairs([("severity", "critical"), ("team", "db")]);
         c.route.matching(&l, &mut out);
@@ -455,27 +434,27 @@ equal = ["cluster"]
 
     #[test]
     fn errors_name_the_field() {
-        let e =
-            RouteConfig::parse(&CFG.replace(r#"team=~\"db|web\""#, r#"team=~\"(\""#)).unwrap_err();
+        let e = RouteConfig::parse(&CFG.replace(r#"team=~"db|web""#, r#"team=~"(""#)).unwrap_err();
         assert!(e.starts_with("route.routes[1].matchers[0]: "), "{e}");
-        let e = RouteConfig::parse(&CFG.replace("receiver = \"teams\"", "receiver = \"nope\""))
-            .unwrap_err();
+        let e = RouteConfig::parse(&CFG.replace("receiver: teams", "receiver: nope")).unwrap_err();
         assert!(
             e.starts_with("route.routes[1].receiver: no receiver named \"nope\""),
             "{e}"
         );
-        let e = RouteConfig::parse(&CFG.replace("\"10s\"", "\"10 parsecs\"")).unwrap_err();
+        let e = RouteConfig::parse(&CFG.replace("10s", "10 parsecs")).unwrap_err();
         assert!(e.starts_with("route.group_wait: "), "{e}");
         let e = RouteConfig::parse(&CFG.replace("http://pager/", "ftp://pager/")).unwrap_err();
         assert!(
             e.starts_with("receivers[1].webhook_configs[0].url: "),
             "{e}"
         );
-        let e =
-            RouteConfig::parse(&CFG.replace("max_alerts = 2", "max_alerts = \"two\"")).unwrap_err();
-        assert!(e.starts_with("line 28, column 14: "), "{e}");
+        let e = RouteConfig::parse(&CFG.replace("max_alerts: 2", "max_alerts: two")).unwrap_err();
+        assert!(
+            e.starts_with("receivers[1].webhook_configs[0].max_alerts: ") && e.contains("line 22"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
-        let e = RouteConfig::parse("[route]\nreceiver = \"x\"\n").unwrap_err();
+        let e = RouteConfig::parse("route:\n  receiver: x\n").unwrap_err();
         assert!(e.starts_with("route.receiver: no receiver named"), "{e}");
     }
 }

@@ -238,10 +238,15 @@ impl Silences {
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let all: Vec<&Stored> = self.by_id.values().map(|e| &e.stored).collect();
         let json = serde_json::to_vec_pretty(&all).map_err(|e| e.to_string())?;
+        // Synced before the rename: a silence the API acknowledged survives a crash.
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &json)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Loads a file written by `save`; a missing file is an empty store.

@@ -17,34 +17,31 @@ const T0: i64 = 1_700_000_000_000;
 const S: i64 = 1000;
 
 const BASE: &str = r#"
-[route]
-receiver = "ops"
-group_by = ["alertname"]
-[[route.routes]]
-matchers = ["severity=\"critical\""]
-receiver = "pager"
-continue = true
-[[route.routes]]
-matchers = ["team=~\"db|web\""]
-receiver = "teams"
-[[receivers]]
-name = "ops"
-[[receivers.webhook_configs]]
-url = "http://ops/hook"
-[[receivers]]
-name = "pager"
-[[receivers.webhook_configs]]
-url = "http://pager/hook"
-send_resolved = false
-[[receivers]]
-name = "teams"
-[[receivers.webhook_configs]]
-url = "http://teams/hook"
-max_alerts = 1
-[[inhibit_rules]]
-source_matchers = ["alertname=\"ClusterDown\""]
-target_matchers = ["alertname=\"NodeDown\""]
-equal = ["cluster"]
+route:
+  receiver: ops
+  group_by: [alertname]
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      continue: true
+    - matchers: ['team=~"db|web"']
+      receiver: teams
+receivers:
+  - name: ops
+    webhook_configs:
+      - url: http://ops/hook
+  - name: pager
+    webhook_configs:
+      - url: http://pager/hook
+        send_resolved: false
+  - name: teams
+    webhook_configs:
+      - url: http://teams/hook
+        max_alerts: 1
+inhibit_rules:
+  - source_matchers: ['alertname="ClusterDown"']
+    target_matchers: ['alertname="NodeDown"']
+    equal: [cluster]
 "#;
 
 fn router(cfg: &str) -> Router {
@@ -158,7 +155,7 @@ fn grouping_by_labels() {
     assert_eq!(names(&n[1]), ["a"]);
 
     // "..." = every label: one group per alert.
-    let mut r = router(&BASE.replace(r#"group_by = ["alertname"]"#, r#"group_by = ["..."]"#));
+    let mut r = router(&BASE.replace("group_by: [alertname]", "group_by: ['...']"));
     r.ingest_routed(
         [
             alert(&[("alertname", "Down"), ("instance", "a")], T0, 0),
