@@ -36,6 +36,9 @@
 //! [problems]                     # node problem detection: see config/problems.rs for every key
 //! enabled = true
 //! config = ["/etc/sonde/npd/kernel-monitor.json"]   # NPD monitor files
+//! [spans]                        # OTLP span receiver: see config/spans.rs
+//! enabled = true                 # default: on with a collector
+//! otlp_grpc_listen = "0.0.0.0:4317"
 //! ```
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
@@ -44,7 +47,9 @@ use clap::Parser;
 use serde::Deserialize;
 
 mod problems;
+mod spans;
 pub use problems::{ProblemsConfig, RuntimeSocket};
+pub use spans::SpansConfig;
 
 /// The probes the agent can load, by the name used in flags, config and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -202,6 +207,9 @@ pub struct Flags {
     #[command(flatten)]
     pub problem: problems::ProblemFlags,
 
+    #[command(flatten)]
+    pub span: spans::SpanFlags,
+
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -233,6 +241,8 @@ struct File {
     logs: FileLogs,
     #[serde(default)]
     problems: problems::FileProblems,
+    #[serde(default)]
+    spans: spans::FileSpans,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +356,8 @@ pub struct Config {
     pub logs: Option<LogsConfig>,
     /// Set: detect node problems and report them.
     pub problems: Option<ProblemsConfig>,
+    /// Set: receive application spans and forward them.
+    pub spans: Option<SpansConfig>,
 }
 
 /// The log tailer's settings (see `logs`).
@@ -457,6 +469,7 @@ impl Config {
             &where_file,
             node_name.is_some(),
         )?;
+        let spans = spans::resolve(&flags.span, &file.spans, &where_file, export.is_some())?;
         let log_format = match flags.log_format.as_deref() {
             Some("json") => LogFormat::Json,
             Some(_) => LogFormat::Text,
@@ -499,6 +512,7 @@ impl Config {
             export,
             logs,
             problems,
+            spans,
         })
     }
 }

@@ -16,6 +16,7 @@ mod export;
 mod host;
 mod logs;
 mod probes;
+mod spans;
 
 use std::{
     process::ExitCode,
@@ -123,6 +124,18 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         (None, None) => info!("container logs off: no --collector to ship them to"),
         _ => info!("container logs off (--logs off)"),
+    }
+    if let (Some(spans_cfg), Some(export_cfg)) = (&cfg.spans, &cfg.export) {
+        let node = export::otlp::node_name(cfg.node_name.as_deref());
+        spans::start(
+            spans_cfg,
+            export_cfg,
+            node,
+            workloads.clone(),
+            cfg.procfs.clone(),
+            &mut registry,
+        )
+        .await?;
     }
     let registry = Arc::new(registry);
     if let Some(push) = push {

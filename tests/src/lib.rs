@@ -87,6 +87,14 @@ impl Agent {
             }
             None => Command::new(&binary),
         };
+        // Agents with a collector receive spans; on ports of their own, so tests run side by side.
+        let has = |flag: &str| extra_args.contains(&flag);
+        if has("--collector") && !has("--otlp-grpc-listen") {
+            cmd.args(["--otlp-grpc-listen", "127.0.0.1:0"]);
+        }
+        if has("--collector") && !has("--otlp-http-listen") {
+            cmd.args(["--otlp-http-listen", "127.0.0.1:0"]);
+        }
         let mut child = cmd
             .args(["--listen", &addr.to_string(), "--log-format", "json"])
             .args(extra_args)

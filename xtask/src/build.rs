@@ -52,6 +52,9 @@ const RUN_DIR: &str = "target/sonde-run";
 const COLLECTOR_HTTP: &str = "127.0.0.1:9090";
 const COLLECTOR_GRPC: &str = "127.0.0.1:4317";
 const COLLECTOR_OTLP_HTTP: &str = "127.0.0.1:4318";
+/// The agent's span receiver: OTLP's ports are the collector's on this one machine.
+const AGENT_OTLP_GRPC: &str = "127.0.0.1:14317";
+const AGENT_OTLP_HTTP: &str = "127.0.0.1:14318";
 
 /// Builds both programs (release) and runs the collector and, exporting to it, the agent,
 /// until Ctrl-C or until either exits. `args` go to the agent.
@@ -132,8 +135,14 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg("--buffer-dir")
         .arg(&buffer)
         .arg("--log-positions")
-        .arg(&positions)
-        .args(args);
+        .arg(&positions);
+    if !args.iter().any(|a| a.starts_with("--otlp-grpc-listen")) {
+        cmd.args(["--otlp-grpc-listen", AGENT_OTLP_GRPC]);
+    }
+    if !args.iter().any(|a| a.starts_with("--otlp-http-listen")) {
+        cmd.args(["--otlp-http-listen", AGENT_OTLP_HTTP]);
+    }
+    cmd.args(args);
     let mut agent = Running::spawn("sonde-agent", cmd)?;
 
     let agent_listen = args
@@ -153,6 +162,9 @@ pub fn run(args: &[String]) -> Result<()> {
         "logs:   http://{COLLECTOR_HTTP}/loki/api/v1/query_range?query={{namespace=~\".+\"}} (Loki's API, from /var/log/pods; Grafana: a Loki data source at http://{COLLECTOR_HTTP})"
     ));
     say(&format!("agent:  http://{agent_listen}/metrics"));
+    say(&format!(
+        "spans:  send OTLP to the agent at {AGENT_OTLP_GRPC} (gRPC) or http://{AGENT_OTLP_HTTP}/v1/traces"
+    ));
     say("Ctrl-C stops both");
     loop {
         if let Err(e) = guard::sleep(Duration::from_millis(200)) {

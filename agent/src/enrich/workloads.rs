@@ -98,6 +98,11 @@ impl Workloads {
         self.paths.root()
     }
 
+    /// The pod index, when the agent watches the API (for lookups by pod IP).
+    pub fn pods(&self) -> Option<PodIndex> {
+        self.pods.clone()
+    }
+
     /// The workload of one cgroup id, now (for events such as an OOM kill).
     pub fn workload(&mut self, id: u64) -> Arc<Workload> {
         match self.paths.path(id) {

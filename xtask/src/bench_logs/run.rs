@@ -146,7 +146,7 @@ pub fn once(dir: &TempDir, corpus: &Corpus, r: usize) -> Result<Measured> {
     let alog = format!("agent-{r}.log");
     let mut cmd = Command::new(step::target_dir().join("release/sonde-agent"));
     cmd.args(["--listen", &format!("127.0.0.1:{agent_port}")])
-        .args(["--probes", "none", "--log-level", "warn"])
+        .args(["--probes", "none", "--log-level", "warn", "--spans", "off"])
         .args(["--collector", &format!("http://127.0.0.1:{grpc_port}")])
         .arg("--buffer-dir")
         .arg(run.join("buffer"))

@@ -31,7 +31,33 @@ pub(super) fn pod_meta(pod: &Pod, label_keys: &[String]) -> Option<PodMeta> {
         owner_name: owner.map(|o| o.name.clone()).unwrap_or_default(),
         labels,
         containers: containers(pod),
+        ips: ips(pod),
     })
+}
+
+/// The pod's own IPs; a finished pod's are free for reuse, and a hostNetwork
+/// pod's are the node's, so neither names a sender.
+fn ips(pod: &Pod) -> Vec<std::net::IpAddr> {
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+    if host_network || finished {
+        return Vec::new();
+    }
+    let listed = status.pod_ips.iter().flatten().map(|p| p.ip.as_str());
+    let mut ips: Vec<std::net::IpAddr> = listed
+        .chain(status.pod_ip.as_deref())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// Every container with a usable runtime ID, from the three status lists.

@@ -2,7 +2,8 @@
 //!
 //! [`spawn_watcher`] list-watches this node's pods (field selector `spec.nodeName=<node>`)
 //! with kube's `watcher` and keeps a [`PodIndex`]: pods by UID (what `containers::parse`
-//! finds in a pod cgroup's path) and containers by ID (what it finds in a container cgroup's).
+//! finds in a pod cgroup's path), containers by ID (what it finds in a container cgroup's),
+//! and pods by IP (who sent a span to the node-local receiver).
 //!
 //! Choices, and why:
 //! - Only this node's pods: an agent on every node watching every pod would put the whole
@@ -23,6 +24,7 @@ mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap},
+    net::IpAddr,
     path::PathBuf,
     sync::{Arc, PoisonError, RwLock},
 };
@@ -54,6 +56,8 @@ pub struct PodMeta {
     pub labels: BTreeMap<String, String>,
     /// Containers that have a runtime ID: regular, then init, then ephemeral ones.
     pub containers: Vec<ContainerMeta>,
+    /// `status.podIPs`; empty for a hostNetwork pod, whose IPs are the node's.
+    pub ips: Vec<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +83,8 @@ struct Snapshot {
     pods: HashMap<String, Arc<PodMeta>>,
     /// Container ID -> its pod, for the cgroup -> container lookup.
     by_container: HashMap<String, Arc<PodMeta>>,
+    /// Pod IP -> its pod, for the peer address -> pod lookup.
+    by_ip: HashMap<IpAddr, Arc<PodMeta>>,
 }
 
 impl PodIndex {
@@ -95,6 +101,11 @@ impl PodIndex {
             .find(|c| c.id == container_id)?
             .clone();
         Some((pod, container))
+    }
+
+    /// The running pod with this IP (pod IPs are reused once a pod is gone).
+    pub fn by_ip(&self, ip: IpAddr) -> Option<Arc<PodMeta>> {
+        self.read(|s| s.by_ip.get(&ip).cloned())
     }
 
     #[cfg(test)]
@@ -140,6 +151,9 @@ impl Snapshot {
         for c in &pod.containers {
             self.by_container.insert(c.id.clone(), pod.clone());
         }
+        for ip in &pod.ips {
+            self.by_ip.insert(*ip, pod.clone());
+        }
         self.pods.insert(pod.uid.clone(), pod);
     }
 
@@ -151,6 +165,11 @@ impl Snapshot {
             // Only if the ID still points at this pod: never unlink another pod's container.
             if self.by_container.get(&c.id).is_some_and(|p| p.uid == uid) {
                 self.by_container.remove(&c.id);
+            }
+        }
+        for ip in &old.ips {
+            if self.by_ip.get(ip).is_some_and(|p| p.uid == uid) {
+                self.by_ip.remove(ip);
             }
         }
     }

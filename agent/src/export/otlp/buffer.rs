@@ -2,8 +2,9 @@
 //! from here oldest first, and deleted once the collector acknowledges it. It
 //! survives the collector being away and the agent restarting.
 //!
-//! Two queues use it, each in its own directory with its own [`Kind`]: metric
-//! snapshots in `--buffer-dir` and log batches in `--buffer-dir/logs`. They differ
+//! Several queues use it, each in its own directory with its own [`Kind`]: metric
+//! snapshots in `--buffer-dir`, log batches in `--buffer-dir/logs` (problem
+//! records in `problems`, of kind logs) and spans in `--buffer-dir/traces`. They differ
 //! in what happens at the bound ([`Overflow`]): metrics are bounded by
 //! `--buffer-max-bytes` and past it the oldest batch not being sent is deleted and
 //! counted (`sonde_export_dropped_*{reason="buffer_full"}`); logs never drop: the
@@ -27,13 +28,14 @@
 //! offset size  field
 //! 0      4     magic "SNDQ"
 //! 4      1     version = 2 (version 1 files, with byte 5 zero, are still read)
-//! 5      1     payload kind: 0 = metrics, 1 = logs
+//! 5      1     payload kind: 0 = metrics, 1 = logs, 2 = traces
 //! 6      2     reserved, zero
 //! 8      8     data points (metrics) or log records (logs) in the batch, u64 LE
 //! 16     4     payload length in bytes, u32 little endian
 //! 20     4     CRC-32 (IEEE) of bytes 0..20 followed by the payload, u32 LE
-//! 24     len   payload: an OTLP ExportMetricsServiceRequest (kind 0) or
-//!              ExportLogsServiceRequest (kind 1), protobuf encoded
+//! 24     len   payload: an OTLP ExportMetricsServiceRequest (kind 0),
+//!              ExportLogsServiceRequest (kind 1) or ExportTraceServiceRequest
+//!              (kind 2), protobuf encoded
 //! ```
 //!
 //! At startup every file is checked (size, magic, version, kind, length, CRC). A file
@@ -64,6 +66,7 @@ const TMP_SUFFIX: &str = ".batch.tmp";
 pub enum Kind {
     Metrics = 0,
     Logs = 1,
+    Traces = 2,
 }
 
 /// What [`Buffer::push`] does past the bound.

@@ -1,7 +1,8 @@
 //! The gRPC client loop: sends a buffer's batches oldest first, each until the
 //! collector acknowledges it. A batch that fails with a retryable code is retried
 //! (exponential backoff with jitter, capped at [`MAX_BACKOFF`]) and stays on disk
-//! meanwhile. One loop runs per queue: metric snapshots go to the MetricsService
+//! meanwhile. One loop runs per queue (spans, to the TraceService, as logs are
+//! sent but gzip-compressed): metric snapshots go to the MetricsService
 //! gzip-compressed, one at a time (order kept: the TSDB wants samples in order);
 //! log batches go to the LogsService zstd-compressed (gzip cannot keep up with
 //! 100 MiB/s of lines on one core; a collector that refuses zstd is answered with
@@ -31,6 +32,7 @@ use std::{
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceResponse, metrics::v1::ExportMetricsServiceResponse,
+    trace::v1::ExportTraceServiceResponse,
 };
 use prost::{
     Message,
@@ -57,6 +59,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Log export requests in flight at once (metrics: one).
 pub const LOGS_IN_FLIGHT: usize = 4;
 const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// A client for one queue's OTLP service. The channel connects on first use, so
 /// the agent starts (and buffers) while the collector is away. Clones share the
@@ -110,7 +113,8 @@ impl Client {
     pub fn max_in_flight(&self) -> usize {
         match self.kind {
             Kind::Metrics => 1,
-            Kind::Logs => LOGS_IN_FLIGHT,
+            // Spans, like log records, may arrive in any order.
+            Kind::Logs | Kind::Traces => LOGS_IN_FLIGHT,
         }
     }
 
@@ -156,6 +160,19 @@ impl Client {
                     .map_or((0, String::new()), |p| {
                         (p.rejected_log_records, p.error_message)
                     }))
+            }
+            Kind::Traces => {
+                let path = PathAndQuery::from_static(TRACES_PATH);
+                let r = grpc
+                    .unary(
+                        request,
+                        path,
+                        RawCodec::<ExportTraceServiceResponse>::default(),
+                    )
+                    .await?;
+                Ok(r.into_inner()
+                    .partial_success
+                    .map_or((0, String::new()), |p| (p.rejected_spans, p.error_message)))
             }
         }
     }
@@ -324,6 +341,7 @@ async fn send_until_done(
     let what = match client.kind {
         Kind::Metrics => "metrics",
         Kind::Logs => "logs",
+        Kind::Traces => "traces",
     };
     let failing_since = || failing.lock().unwrap_or_else(|p| p.into_inner());
     loop {

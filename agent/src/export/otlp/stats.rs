@@ -152,6 +152,16 @@ impl ExportStats {
         );
     }
 
+    /// The span queue (`spans`): `sonde_spans_export_*`, "records" being spans.
+    pub fn register_spans(&self, registry: &mut Registry) {
+        self.register_records(
+            registry,
+            "sonde_spans_export",
+            "sonde_spans_export_dropped_spans",
+            "Span",
+        );
+    }
+
     /// A queue of log records: `<p>_sent_batches`, `<p>_sent_records`, ... and
     /// the records it dropped as `dropped`.
     fn register_records(&self, registry: &mut Registry, p: &str, dropped: &str, what: &str) {
