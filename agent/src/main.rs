@@ -133,6 +133,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             node,
             workloads.clone(),
             cfg.procfs.clone(),
+            None,
             &mut registry,
         )
         .await?;

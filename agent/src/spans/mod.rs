@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! grpc (4317) / http (4318) -> intake: validate, peer (sender's pod), k8s (attributes)
+//! kernel (eBPF HTTP spans, already attributed) -^
 //!   -> disk queue <buffer-dir>/traces (acknowledged to the app once queued)
 //!   -> red (traces_spanmetrics_*) ; sender -> collector's TraceService
 //! ```
@@ -21,7 +22,11 @@ use std::{
 };
 
 use prometheus_client::registry::Registry;
-use tokio::{net::TcpListener, sync::Notify};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, mpsc},
+};
 use tracing::{error, info};
 
 use crate::{
@@ -39,13 +44,15 @@ use crate::{
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// Binds both receivers (a taken port is an error now, not later), opens the
-/// queue and starts the sender. Call inside the runtime.
+/// queue and starts the sender. `kernel` carries spans the eBPF HTTP probe
+/// built (their resource attributes already name the pod). Call inside the runtime.
 pub async fn start(
     cfg: &SpansConfig,
     export: &ExportConfig,
     node: String,
     workloads: Arc<Mutex<Workloads>>,
     procfs: std::path::PathBuf,
+    kernel: Option<mpsc::Receiver<ExportTraceServiceRequest>>,
     registry: &mut Registry,
 ) -> anyhow::Result<()> {
     let bind = |flag: &'static str, addr| async move {
@@ -81,6 +88,15 @@ pub async fn start(
     let peers = peer::Peers::new(workloads, procfs);
     let intake = Arc::new(intake::Intake::new(peers, node, queue, wake, registry));
     info!(grpc = %cfg.grpc_listen, http = %cfg.http_listen, "receiving OTLP spans");
+    if let Some(mut kernel) = kernel {
+        let i = intake.clone();
+        tokio::spawn(async move {
+            while let Some(req) = kernel.recv().await {
+                // Refusals are counted by the intake; the kernel cannot be asked to retry.
+                let _ = i.accept(req, None, "ebpf").await;
+            }
+        });
+    }
     let i = intake.clone();
     tokio::spawn(async move {
         if let Err(e) = grpc::serve(grpc_listener, i).await {
