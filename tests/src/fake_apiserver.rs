@@ -235,6 +235,30 @@ impl FakeApiServer {
         self.shared.changed.notify_all();
     }
 
+    /// Adds pod `namespace/name` on `node` with one container `app` running under
+    /// containerd with the ids [`crate::cgroup::kubelet_ids`]`(n, fill)` gives, and
+    /// returns them (container id, pod uid) for the test's cgroup.
+    pub fn add_app_pod(
+        &self,
+        node: &str,
+        namespace: &str,
+        name: &str,
+        (n, fill): (u32, &str),
+    ) -> (String, String) {
+        let (id, uid) = crate::cgroup::kubelet_ids(n, fill);
+        let container = format!("containerd://{id}");
+        self.add_pod(pod_json(
+            namespace,
+            name,
+            &uid,
+            node,
+            &[("app", &container, "registry.example/app:1")],
+            &[],
+            None,
+        ));
+        (id, uid)
+    }
+
     /// Replaces an existing pod (same namespace and name) and sends MODIFIED.
     pub fn modify_pod(&self, mut pod: Value) {
         let key = pod_key(&pod);

@@ -16,9 +16,9 @@ use std::{
 use serde_json::Value;
 use sonde_tests::{
     Agent,
-    cgroup::{TestCgroup, kubelet_ids, kubelet_path},
+    cgroup::{TestCgroup, kubelet_path},
     collector::Collector,
-    fake_apiserver::{FakeApiServer, pod_json},
+    fake_apiserver::FakeApiServer,
     free_port, http_get, require_binary, require_bpf, wait_for_port,
 };
 
@@ -149,20 +149,7 @@ fn a_real_oom_kill_reaches_alertmanager_and_its_webhook() {
 
     let api = FakeApiServer::start();
     api.add_node(NODE);
-    let (id, uid) = kubelet_ids(62, "ef");
-    api.add_pod(pod_json(
-        "shop",
-        "cart-1",
-        &uid,
-        NODE,
-        &[(
-            "app",
-            &format!("containerd://{id}"),
-            "registry.example/cart:1",
-        )],
-        &[],
-        None,
-    ));
+    let (id, uid) = api.add_app_pod(NODE, "shop", "cart-1", (62, "ef"));
     let kubeconfig = api.kubeconfig_path();
     let _agent = Agent::start(&[
         "--node-name",

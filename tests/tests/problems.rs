@@ -14,8 +14,8 @@ use std::{
 use serde_json::Value;
 use sonde_tests::{
     Agent,
-    cgroup::{TestCgroup, kubelet_ids, kubelet_path},
-    fake_apiserver::{FakeApiServer, pod_json},
+    cgroup::{TestCgroup, kubelet_path},
+    fake_apiserver::FakeApiServer,
     require_bpf,
 };
 
@@ -233,20 +233,7 @@ fn a_real_oom_kill_names_the_pod_it_killed() {
     );
     let api = FakeApiServer::start();
     api.add_node(NODE);
-    let (id, uid) = kubelet_ids(61, "cd");
-    api.add_pod(pod_json(
-        "shop",
-        "cart-0",
-        &uid,
-        NODE,
-        &[(
-            "app",
-            &format!("containerd://{id}"),
-            "registry.example/cart:1",
-        )],
-        &[],
-        None,
-    ));
+    let (id, uid) = api.add_app_pod(NODE, "shop", "cart-0", (61, "cd"));
     let agent = agent_for(&api, &["--probes", "oom", "--probe-interval", "200ms"]);
     let cg = TestCgroup::at_path(&kubelet_path("systemd", "containerd", &uid, &id))
         .with_memory_limit(32 << 20);

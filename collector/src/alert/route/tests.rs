@@ -400,34 +400,24 @@ async fn deliver_retries_with_backoff_then_counts() {
 
     // Always failing: gives up after the attempts, or sooner when the budget
     // (group_interval) would be exceeded.
-    calls.set(0);
-    let res = deliver(
-        &url,
-        "{}".into(),
-        Duration::from_secs(300),
-        &c,
-        |_, _| {
-            calls.set(calls.get() + 1);
-            async { Err("refused".to_string()) }
-        },
-        |_| async {},
-    )
-    .await;
+    let refusing = |budget: u64| {
+        calls.set(0);
+        deliver(
+            &url,
+            "{}".into(),
+            Duration::from_secs(budget),
+            &c,
+            |_, _| {
+                calls.set(calls.get() + 1);
+                async { Err("refused".to_string()) }
+            },
+            |_| async {},
+        )
+    };
+    let res = refusing(300).await;
     assert!(res.unwrap_err().contains("refused (after 4 attempts)"));
     assert_eq!(calls.get(), super::webhook::MAX_ATTEMPTS);
-    calls.set(0);
-    let _ = deliver(
-        &url,
-        "{}".into(),
-        Duration::from_secs(2),
-        &c,
-        |_, _| {
-            calls.set(calls.get() + 1);
-            async { Err("refused".to_string()) }
-        },
-        |_| async {},
-    )
-    .await;
+    let _ = refusing(2).await;
     assert_eq!(calls.get(), 2, "1s wait fits in 2s, the next 2s does not");
     assert_eq!(c.failed.get(), 2);
 }
