@@ -83,6 +83,14 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     pub logs_max_lines: Option<String>,
 
+    /// How long spans are kept, e.g. 7d [default: the value of --retention-time].
+    #[arg(long, value_name = "DURATION")]
+    pub traces_retention_time: Option<String>,
+
+    /// Most spans one trace may hold; a write that would pass it is refused whole [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub traces_max_spans_per_trace: Option<String>,
+
     /// Largest write body (metrics and logs), checked compressed and decompressed, e.g. 32MiB [default: 32MiB].
     #[arg(long, value_name = "BYTES")]
     pub max_request_bytes: Option<String>,
@@ -162,6 +170,13 @@ pub enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Runs Prometheus rule unit-test files (`promtool test rules` format) on Sonde's rule
+    /// evaluation; prints each failure, then "N passed, N failed"; exits 1 on any failure.
+    TestRules {
+        /// Test files; their `rule_files` are relative to each test file.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// The config file: the long flags' names as keys.
@@ -181,6 +196,8 @@ struct File {
     logs_retention_size: Option<Scalar>,
     logs_max_streams: Option<Scalar>,
     logs_max_lines: Option<Scalar>,
+    traces_retention_time: Option<String>,
+    traces_max_spans_per_trace: Option<Scalar>,
     query_timeout: Option<String>,
     query_max_samples: Option<Scalar>,
     lookback_delta: Option<String>,
@@ -229,6 +246,8 @@ pub struct Config {
     pub logs_retention_size: Option<u64>,
     pub logs_max_streams: usize,
     pub logs_max_lines: usize,
+    pub traces_retention_time: Duration,
+    pub traces_max_spans_per_trace: usize,
     pub query_timeout: Duration,
     pub query_max_samples: usize,
     pub lookback_delta: Duration,
@@ -374,6 +393,21 @@ impl Config {
                 &flags.logs_max_lines,
                 file.logs_max_lines.map(|s| s.text()),
                 "5000",
+                parse_count,
+            )?,
+            traces_retention_time: src
+                .pick_opt(
+                    "traces-retention-time",
+                    &flags.traces_retention_time,
+                    file.traces_retention_time,
+                    parse_duration,
+                )?
+                .unwrap_or(retention_time),
+            traces_max_spans_per_trace: src.pick(
+                "traces-max-spans-per-trace",
+                &flags.traces_max_spans_per_trace,
+                file.traces_max_spans_per_trace.map(|s| s.text()),
+                "10000",
                 parse_count,
             )?,
             query_timeout: src.pick(

@@ -14,3 +14,4 @@ pub mod logs;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod traces;

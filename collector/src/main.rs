@@ -33,6 +33,12 @@ use sonde_collector::{
         Storage,
         tsdb::{Tsdb, TsdbOptions},
     },
+    traces::{
+        self,
+        api::TraceApiState,
+        ingest::TraceIngester,
+        store::{TraceStore, TraceStoreOptions},
+    },
 };
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -49,6 +55,9 @@ fn main() -> ExitCode {
     };
     if let Some(Command::PromqlTest { files }) = &flags.command {
         return promql_test(files);
+    }
+    if let Some(Command::TestRules { files }) = &flags.command {
+        return test_rules(files);
     }
     let cfg = match Config::resolve(&flags) {
         Ok(c) => c,
@@ -93,15 +102,34 @@ fn main() -> ExitCode {
 /// `promql-test FILE...`: each failure, then `N passed, N failed`; exit 1 on
 /// any failure or unreadable file.
 fn promql_test(files: &[std::path::PathBuf]) -> ExitCode {
+    run_test_files(files, |f| {
+        test_script::run_file(f).map(|r| (r.passed, r.failed, r.failures))
+    })
+}
+
+/// `test-rules FILE...` (rule unit tests, as `promtool test rules`): the same
+/// output and exit codes as `promql-test`.
+fn test_rules(files: &[std::path::PathBuf]) -> ExitCode {
+    run_test_files(files, |f| {
+        alert::unittest::run_file(f).map(|r| (r.passed, r.failed, r.failures))
+    })
+}
+
+/// Runs each file with `run` (passed, failed, failure texts; `Err` for a file
+/// that cannot be run), prints each failure, then `N passed, N failed`.
+fn run_test_files(
+    files: &[std::path::PathBuf],
+    run: impl Fn(&Path) -> Result<(usize, usize, Vec<String>), String>,
+) -> ExitCode {
     let (mut passed, mut failed, mut broken) = (0, 0, false);
     for f in files {
-        match test_script::run_file(f) {
-            Ok(r) => {
-                for line in &r.failures {
+        match run(f) {
+            Ok((p, n, failures)) => {
+                for line in &failures {
                     println!("FAIL {line}");
                 }
-                passed += r.passed;
-                failed += r.failed;
+                passed += p;
+                failed += n;
             }
             Err(e) => {
                 eprintln!("sonde-collector: {e}");
@@ -171,10 +199,26 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .await?
             .map_err(|e| anyhow::anyhow!("--data-dir {}: log store: {e}", logs_dir.display()))?,
     );
+    let traces_dir = data_dir.join("traces");
+    let trace_opts = TraceStoreOptions {
+        retention_time: cfg.traces_retention_time,
+        max_spans_per_trace: cfg.traces_max_spans_per_trace,
+        ..TraceStoreOptions::default()
+    };
+    let dir = traces_dir.clone();
+    let trace_store = Arc::new(
+        tokio::task::spawn_blocking(move || TraceStore::open(&dir, trace_opts))
+            .await?
+            .map_err(|e| {
+                anyhow::anyhow!("--data-dir {}: trace store: {e}", traces_dir.display())
+            })?,
+    );
 
     let mut registry = Registry::default();
     let ingester = Ingester::new(storage.clone(), &mut registry, cfg.max_request_bytes);
     let log_ingester = LogIngester::new(log_store.clone(), &mut registry, cfg.max_request_bytes);
+    let trace_ingester =
+        TraceIngester::new(trace_store.clone(), &mut registry, cfg.max_request_bytes);
     api::own_metrics::register(&mut registry, storage.clone());
     let log_api = LogApiState {
         store: log_store.clone(),
@@ -210,6 +254,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .merge(ingest::http::routes(ingester.clone()))
         .merge(logs::ingest::http::routes(log_ingester.clone()))
         .merge(logs::api::routes(log_api))
+        .merge(traces::ingest::http::routes(trace_ingester.clone()))
+        .merge(traces::api::routes(TraceApiState {
+            store: trace_store.clone(),
+        }))
         .merge(api::rules::routes(rules.clone()));
     if let Some(silences) = router {
         main_app = main_app.merge(route::api::routes(silences));
@@ -217,6 +265,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let main_app = main_app.fallback(api::not_found);
     let otlp_app = ingest::http::otlp_routes(ingester.clone())
         .merge(logs::ingest::http::otlp_routes(log_ingester.clone()))
+        .merge(traces::ingest::http::routes(trace_ingester.clone()))
         .fallback(api::not_found);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -237,6 +286,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tonic::transport::Server::builder()
             .add_service(ingest::grpc::service(ingester))
             .add_service(logs::ingest::grpc::service(log_ingester))
+            .add_service(traces::ingest::grpc::service(trace_ingester))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(grpc),
                 stopped(stop_rx.clone()),
@@ -267,6 +317,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         Ok(Ok(())) => info!("log store flushed"),
         Ok(Err(e)) => error!(error = %e, "flushing the log store (the WAL still holds its data)"),
         Err(e) => error!(error = %e, "flushing the log store"),
+    }
+    let store = trace_store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => info!("trace store flushed"),
+        Ok(Err(e)) => error!(error = %e, "flushing the trace store (the WAL still holds its data)"),
+        Err(e) => error!(error = %e, "flushing the trace store"),
     }
     info!("stopped");
     Ok(())

@@ -41,6 +41,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "the real Alertmanager, which the collector's alerts are sent to",
     ),
     ("iproute2", "network namespaces for the TCP probe tests"),
+    (
+        "python3-venv",
+        "the venv the tests' OpenTelemetry SDK is installed into",
+    ),
     ("util-linux", "losetup, for the block I/O probe tests"),
     (
         "bpftrace",
@@ -52,8 +56,20 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// PyPI packages the tests drive the collector with, installed into a venv at
+/// [`PY_VENV`] (Debian's Python refuses system-wide pip installs): the real
+/// OpenTelemetry SDK and its OTLP trace exporters (gRPC and HTTP).
+const PYPI: &[&str] = &[
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-exporter-otlp-proto-http",
+];
+/// Relative to the workspace root; `collector/tests/traces_api.rs` looks here.
+pub const PY_VENV: &str = "target/sonde-py";
+
 pub fn run() -> Result<()> {
     install_packages()?;
+    install_pypi()?;
     if !Command::new("rustup")
         .args(["component", "list", "--installed"])
         .output()
@@ -90,6 +106,32 @@ pub fn run() -> Result<()> {
         step::run(c)?;
     }
     Ok(())
+}
+
+/// The venv and its packages; skipped when every package already imports.
+fn install_pypi() -> Result<()> {
+    let venv = step::workspace_root().join(PY_VENV);
+    let python = venv.join("bin/python3");
+    let check = "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, \
+                 opentelemetry.exporter.otlp.proto.http.trace_exporter";
+    if Command::new(&python)
+        .args(["-c", check])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        say(&format!("PyPI packages in {PY_VENV}: present"));
+        return Ok(());
+    }
+    if !python.exists() {
+        say(&format!("creating the Python venv {PY_VENV}"));
+        let mut c = Command::new("python3");
+        c.args(["-m", "venv"]).arg(&venv);
+        step::run(c)?;
+    }
+    say(&format!("pip install {} (into {PY_VENV})", PYPI.join(" ")));
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.args(["install", "-q"]).args(PYPI);
+    step::run(c)
 }
 
 fn installed(pkg: &str) -> bool {

@@ -22,6 +22,7 @@ pub fn check(text: &str) -> Result<(), String> {
 pub struct Prometheus {
     engine: Engine,
     external_url: String,
+    external_labels: BTreeMap<String, String>,
 }
 
 impl Prometheus {
@@ -29,7 +30,14 @@ impl Prometheus {
         Prometheus {
             engine: Engine::new(storage, opts),
             external_url,
+            external_labels: BTreeMap::new(),
         }
+    }
+
+    /// Templates' `$externalLabels` (rule unit tests set them; the server has none).
+    pub fn with_external_labels(mut self, labels: BTreeMap<String, String>) -> Prometheus {
+        self.external_labels = labels;
+        self
     }
 }
 
@@ -77,7 +85,7 @@ impl Expander for Prometheus {
     ) -> Result<String, String> {
         let data = Data {
             labels: labels.clone(),
-            external_labels: BTreeMap::new(),
+            external_labels: self.external_labels.clone(),
             external_url: self.external_url.clone(),
             value,
         };

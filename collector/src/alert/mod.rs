@@ -17,3 +17,4 @@ pub mod route;
 pub mod rules;
 pub mod state;
 pub mod template;
+pub mod unittest;

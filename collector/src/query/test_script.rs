@@ -3,7 +3,8 @@
 //! every `eval` runs as an instant query, then (unless it must fail or is
 //! ordered) as a range query from t-1m to t+1m whose middle step must agree.
 
-mod series;
+// Shared with the rule unit tests (`alert::unittest`), which load the same notation.
+pub(crate) mod series;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,6 +125,18 @@ fn parse_load(
 ) -> Result<Command, (usize, String)> {
     let interval = line.strip_prefix("load").map(str::trim).unwrap_or("");
     let gap = parse_duration(interval).map_err(|e| (line_no, format!("load: {e}")))?;
+    Ok(Command::Load {
+        line: line_no,
+        series: load_series(gap, block)?,
+    })
+}
+
+/// The series of a `load` block: `name{labels} values` lines, one point every
+/// `gap` ms from time 0. Errors carry the line's number from `block`.
+pub(crate) fn load_series(
+    gap: i64,
+    block: &[(usize, &str)],
+) -> Result<Vec<TimeSeries>, (usize, String)> {
     let mut series: Vec<TimeSeries> = Vec::new();
     for &(n, def) in block {
         let (labels, values) = parse_series(def).map_err(|e| (n, e))?;
@@ -141,10 +154,7 @@ fn parse_load(
         series.retain(|s| s.labels != labels);
         series.push(TimeSeries { labels, samples });
     }
-    Ok(Command::Load {
-        line: line_no,
-        series,
-    })
+    Ok(series)
 }
 
 fn parse_eval(

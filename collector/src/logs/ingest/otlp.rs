@@ -177,7 +177,8 @@ fn any_to_text(v: Option<&AnyValue>) -> String {
 
 /// An AnyValue as JSON: the natural JSON type for each kind, bytes as hex,
 /// non-finite doubles as strings (JSON has no NaN).
-fn any_to_json(v: &AnyValue) -> Json {
+/// An attribute value as JSON (arrays and maps nested). Shared with the trace path.
+pub(crate) fn any_to_json(v: &AnyValue) -> Json {
     match &v.value {
         None => Json::Null,
         Some(any_value::Value::StringValue(s)) => Json::String(s.clone()),

@@ -124,8 +124,14 @@ fn log_record(o: &Obj, path: &str) -> Result<LogRecord, String> {
     })
 }
 
-/// A hex-encoded id of `len` bytes; empty when absent or "".
-fn hex_field(o: &Obj, camel: &str, snake: &str, path: &str, len: usize) -> Result<Vec<u8>, String> {
+/// A hex-encoded id of `len` bytes; empty when absent or "". Shared with the trace path.
+pub(crate) fn hex_field(
+    o: &Obj,
+    camel: &str,
+    snake: &str,
+    path: &str,
+    len: usize,
+) -> Result<Vec<u8>, String> {
     let s = string(o, camel, snake, path)?;
     if s.is_empty() {
         return Ok(Vec::new());

@@ -28,7 +28,7 @@ mod options;
 mod retention;
 mod scan;
 mod validate;
-mod wal_record;
+pub(crate) mod wal_record;
 
 #[cfg(test)]
 mod tests;

@@ -195,6 +195,21 @@ pub struct SegmentRead {
 /// at a time (a segment's decoded records would not fit in memory at once);
 /// stops at the first bad one.
 pub fn read_segment(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<SegmentRead> {
+    read_frames(path, |payload| {
+        decode_record(payload)
+            .map(&mut apply)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// The WAL framing reader, for any record kind (the trace store's WAL uses
+/// it too): passes each complete, checksum-valid payload to `apply` and
+/// stops at the first short or failing frame, or where `apply` says the
+/// payload does not decode.
+pub fn read_frames(
+    path: &Path,
+    mut apply: impl FnMut(&[u8]) -> Result<(), String>,
+) -> io::Result<SegmentRead> {
     let data = fs::read(path)?;
     let mut pos = 0usize;
     let mut torn = None;
@@ -221,12 +236,9 @@ pub fn read_segment(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<Se
             torn = Some(format!("record at byte {pos} fails its checksum"));
             break;
         }
-        match decode_record(payload) {
-            Ok(r) => apply(r),
-            Err(e) => {
-                torn = Some(format!("record at byte {pos} does not decode: {e}"));
-                break;
-            }
+        if let Err(e) = apply(payload) {
+            torn = Some(format!("record at byte {pos} does not decode: {e}"));
+            break;
         }
         pos += FRAME + len;
     }
