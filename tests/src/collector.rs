@@ -141,6 +141,11 @@ impl Collector {
         format!("http://{}/api/v1/write", self.http)
     }
 
+    /// The HTTP API's address (Prometheus, Loki and Jaeger APIs).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
     /// What the agent's `--collector` takes.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)

@@ -426,6 +426,17 @@ macro_rules! require_bpf {
     };
 }
 
+/// Skips (with `why` on stderr) unless running as root (cgroups, other processes' /proc).
+#[macro_export]
+macro_rules! require_root {
+    ($why:expr) => {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: this test {} and is not running as root", $why);
+            return;
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

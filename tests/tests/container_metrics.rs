@@ -291,18 +291,9 @@ fn one(e: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
     })
 }
 
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn container_metrics_match_what_the_kernel_counts() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: this test creates cgroups and a loop device, and is not running as root"
-        );
-        return;
-    }
+    sonde_tests::require_root!("creates cgroups and a loop device,");
     let (id, uid) = ids(0);
     let (oom_id, _) = ids(1);
     let pod = format!(
