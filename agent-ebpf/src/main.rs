@@ -10,6 +10,7 @@
 mod blockio;
 mod counters;
 mod hist;
+mod http;
 mod kernel;
 mod oom;
 mod runqueue;

@@ -12,7 +12,7 @@
 //! sysfs = "/sys"
 //! rootfs = "/"
 //! [probes]
-//! enabled = ["runqueue", "oom", "tcp", "blockio"]   # [] for none
+//! enabled = ["runqueue", "oom", "tcp", "blockio", "http"]   # [] for none; http needs [spans]
 //! interval = "5s"                # how often the kernel maps are read
 //! max_cgroups = 1024             # per-cgroup map entries; more are counted as lost
 //! cgroup_root = "/sys/fs/cgroup/unified"   # the cgroup v2 tree; found by itself if unset
@@ -58,10 +58,18 @@ pub enum Probe {
     Oom,
     Tcp,
     Blockio,
+    /// HTTP/1.x spans from socket syscalls; loads only with spans on.
+    Http,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 4] = [Probe::Runqueue, Probe::Oom, Probe::Tcp, Probe::Blockio];
+    pub const ALL: [Probe; 5] = [
+        Probe::Runqueue,
+        Probe::Oom,
+        Probe::Tcp,
+        Probe::Blockio,
+        Probe::Http,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -69,6 +77,7 @@ impl Probe {
             Probe::Oom => "oom",
             Probe::Tcp => "tcp",
             Probe::Blockio => "blockio",
+            Probe::Http => "http",
         }
     }
 }
@@ -79,7 +88,9 @@ impl FromStr for Probe {
         Probe::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown probe {s:?} (known: runqueue, oom, tcp, blockio)"))
+            .ok_or_else(|| {
+                format!("unknown probe {s:?} (known: runqueue, oom, tcp, blockio, http)")
+            })
     }
 }
 
@@ -120,7 +131,8 @@ pub struct Flags {
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
 
-    /// Probes to load, comma separated: runqueue,oom,tcp,blockio; or "all" or "none" [default: all].
+    /// Probes to load, comma separated: runqueue,oom,tcp,blockio,http (http: spans of
+    /// containers' HTTP/1.x exchanges, needs spans on); or "all" or "none" [default: all].
     #[arg(long, value_name = "LIST")]
     pub probes: Option<String>,
 
@@ -674,6 +686,16 @@ mod tests {
                 let _ = std::fs::remove_file(&self.0);
             }
         }
+    }
+
+    #[test]
+    fn http_probe_is_in_the_list_and_can_be_turned_off() {
+        let on = Config::resolve(&flags(&["--probes", "http"])).unwrap();
+        assert_eq!(on.probes, vec![Probe::Http]);
+        let off = Config::resolve(&flags(&["--probes", "runqueue,oom,tcp,blockio"])).unwrap();
+        assert!(!off.probes.contains(&Probe::Http));
+        assert!(Probe::ALL.contains(&Probe::Http));
+        assert_eq!("http".parse::<Probe>(), Ok(Probe::Http));
     }
 
     #[test]

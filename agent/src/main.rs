@@ -24,6 +24,7 @@ use std::{
     time::Duration,
 };
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder, registry::Registry};
 use tracing::{error, info, warn};
 
@@ -102,7 +103,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.max_cgroups as usize,
     )));
     let wants_ooms = cfg.problems.is_some();
-    let (probe_metrics, stdio_tap, probe_inputs) =
+    let (probe_metrics, stdio_tap, probe_inputs, kernel_spans) =
         start_probes(&cfg, workloads.clone(), wants_ooms);
     if let Some(problems) = &cfg.problems {
         detect::start::start(&cfg, problems, probe_inputs, &mut registry)?;
@@ -133,7 +134,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             node,
             workloads.clone(),
             cfg.procfs.clone(),
-            None,
+            kernel_spans,
             &mut registry,
         )
         .await?;
@@ -215,8 +216,9 @@ fn start_tap(
 }
 
 /// Loads the probes and starts their reader; never fails the agent. Also hands
-/// back the stdout/stderr tap when it is configured and attached, and what the
-/// problem detector reads (the readings; OOM kills when `wants_ooms`).
+/// back the stdout/stderr tap when it is configured and attached, what the
+/// problem detector reads (the readings; OOM kills when `wants_ooms`), and the
+/// http probe's spans when it is up.
 fn start_probes(
     cfg: &Config,
     workloads: Arc<Mutex<enrich::workloads::Workloads>>,
@@ -225,6 +227,7 @@ fn start_probes(
     probes::metrics::ProbeMetrics,
     Option<probes::stdio::StdioTap>,
     detect::start::ProbeInputs,
+    Option<tokio::sync::mpsc::Receiver<ExportTraceServiceRequest>>,
 ) {
     let (loaded, status) = probes::load::load(cfg);
     for s in status
@@ -237,8 +240,11 @@ fn start_probes(
     let mut stats_enabled = false;
     let mut tap = None;
     let mut ooms = None;
+    let mut kernel_spans = None;
     if let Some(mut loaded) = loaded {
         tap = loaded.stdio.take();
+        let http = loaded.http.take();
+        kernel_spans = http.map(|h| probes::http::start(h, cfg.procfs.clone(), workloads.clone()));
         stats_enabled = loaded.stats.is_some();
         let up: Vec<_> = status.iter().filter(|s| s.up).map(|s| s.probe).collect();
         if let Some(events) = loaded.maps.events.take() {
@@ -273,7 +279,7 @@ fn start_probes(
         stats_enabled,
         latest,
     };
-    (metrics, tap, inputs)
+    (metrics, tap, inputs, kernel_spans)
 }
 
 fn display_addr(addr: std::net::SocketAddr) -> String {

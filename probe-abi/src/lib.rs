@@ -8,7 +8,7 @@
 //! - maps keyed by a cgroup v2 id (`u64`, the cgroup directory's inode number);
 //! - histograms are [`Hist`]: `HIST_BUCKETS` log2 buckets of nanoseconds plus a sum;
 //! - rare events travel in one ring buffer as [`OomEvent`]; tapped stdout/stderr
-//!   writes in their own as [`StdioEvent`];
+//!   writes in their own as [`StdioEvent`]; HTTP exchanges in theirs as [`HttpEvent`];
 //! - losses are counted per CPU in the `LOST` array, indexed by [`Loss`].
 #![no_std]
 
@@ -171,9 +171,22 @@ pub enum Loss {
     StdioTruncated = 11,
     /// A tapped write's buffer could not be read from user memory.
     StdioReadFailed = 12,
+    /// A finished HTTP exchange did not fit in the `HTTP_EVENTS` ring buffer.
+    HttpRingbufFull = 13,
+    /// A new connection could not be remembered: `HTTP_CONNS` was full.
+    HttpConnMapFull = 14,
+    /// A request in flight could not be remembered: `HTTP_REQUESTS` was full.
+    HttpRequestMapFull = 15,
+    /// A request head was longer than [`HTTP_HEAD`]: headers past it (a late
+    /// `traceparent`) are not seen.
+    HttpHeadTruncated = 16,
+    /// A socket buffer or address could not be read from user memory.
+    HttpReadFailed = 17,
+    /// A read or accept in progress could not be remembered: `HTTP_PENDING` was full.
+    HttpPendingMapFull = 18,
 }
 
-pub const LOSS_KINDS: usize = 13;
+pub const LOSS_KINDS: usize = 19;
 
 impl Loss {
     pub const ALL: [Loss; LOSS_KINDS] = [
@@ -190,6 +203,12 @@ impl Loss {
         Loss::StdioRingbufFull,
         Loss::StdioTruncated,
         Loss::StdioReadFailed,
+        Loss::HttpRingbufFull,
+        Loss::HttpConnMapFull,
+        Loss::HttpRequestMapFull,
+        Loss::HttpHeadTruncated,
+        Loss::HttpReadFailed,
+        Loss::HttpPendingMapFull,
     ];
 
     /// (probe, reason) labels for `sonde_probe_events_lost_total`.
@@ -208,6 +227,12 @@ impl Loss {
             Loss::StdioRingbufFull => ("stdio", "ringbuf_full"),
             Loss::StdioTruncated => ("stdio", "write_truncated"),
             Loss::StdioReadFailed => ("stdio", "user_read_failed"),
+            Loss::HttpRingbufFull => ("http", "ringbuf_full"),
+            Loss::HttpConnMapFull => ("http", "conn_map_full"),
+            Loss::HttpRequestMapFull => ("http", "request_map_full"),
+            Loss::HttpHeadTruncated => ("http", "head_truncated"),
+            Loss::HttpReadFailed => ("http", "user_read_failed"),
+            Loss::HttpPendingMapFull => ("http", "pending_map_full"),
         }
     }
 }
@@ -232,6 +257,96 @@ pub struct StdioEvent {
     /// Bytes the write asked for; more than `len` when it was truncated.
     pub requested: u32,
     pub data: [u8; STDIO_CHUNK],
+}
+
+/// Bytes of an HTTP request head kept: request line and headers up to here
+/// (method, path, `traceparent`); the ring buffer record has a fixed size.
+pub const HTTP_HEAD: usize = 512;
+/// [`Conn::side`]: the connection was accepted (we are the server).
+pub const HTTP_SERVER: u8 = 1;
+/// [`Conn::side`]: the connection was connected (we are the client).
+pub const HTTP_CLIENT: u8 = 2;
+
+/// A socket of one process: key of `HTTP_CONNS` and `HTTP_REQUESTS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// The other end of a connection, from the `sockaddr` of accept or connect.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// `AF_INET` (2), `AF_INET6` (10), or 0 when accept was given no address buffer.
+    pub family: u16,
+    /// Host byte order.
+    pub port: u16,
+    pub _pad: u32,
+    /// IPv4 in the first 4 bytes, or IPv6; network byte order.
+    pub addr: [u8; 16],
+}
+
+/// A connection being followed (`HTTP_CONNS`, from accept/connect to close).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    pub peer: Peer,
+    /// [`HTTP_SERVER`] or [`HTTP_CLIENT`].
+    pub side: u8,
+    pub _pad: [u8; 7],
+}
+
+/// A request in flight on a connection (`HTTP_REQUESTS`): from its head read
+/// (server) or written (client) to the response head.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpRequest {
+    /// `bpf_ktime_get_ns` when the request head was read (server) or written (client).
+    pub start_ns: u64,
+    pub head_len: u32,
+    /// 1 when the head went on past [`HTTP_HEAD`] bytes.
+    pub truncated: u32,
+    pub head: [u8; HTTP_HEAD],
+}
+
+/// A read or accept between its syscall's entry and exit (`HTTP_PENDING`, by thread).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    /// The user buffer (read) or `sockaddr` (accept); 0 for none.
+    pub buf: u64,
+    pub fd: u32,
+    /// [`PENDING_READ`] or [`PENDING_ACCEPT`].
+    pub kind: u32,
+}
+
+pub const PENDING_READ: u32 = 1;
+pub const PENDING_ACCEPT: u32 = 2;
+
+/// One HTTP/1.x exchange as seen from one side (`HTTP_EVENTS` ring buffer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpEvent {
+    /// `bpf_ktime_get_ns` (monotonic): request head in, or out (client).
+    pub start_ns: u64,
+    /// Response head out (server), or in (client).
+    pub end_ns: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    /// [`HTTP_SERVER`] or [`HTTP_CLIENT`].
+    pub side: u8,
+    pub _pad: [u8; 3],
+    pub peer: Peer,
+    pub comm: [u8; TASK_COMM_LEN],
+    /// The first bytes of the response: `HTTP/1.x NNN ...`.
+    pub response: [u8; 16],
+    /// Bytes of `head` that hold the request head (at most [`HTTP_HEAD`]).
+    pub head_len: u32,
+    /// 1 when the head went on past `head`.
+    pub head_truncated: u32,
+    pub head: [u8; HTTP_HEAD],
 }
 
 /// Byte offsets of the kernel struct fields the programs read.
@@ -271,6 +386,10 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::CgroupIoKey {}
     unsafe impl aya::Pod for super::CgroupIo {}
+    unsafe impl aya::Pod for super::ConnKey {}
+    unsafe impl aya::Pod for super::Conn {}
+    unsafe impl aya::Pod for super::HttpRequest {}
+    unsafe impl aya::Pod for super::Pending {}
 }
 
 #[cfg(test)]

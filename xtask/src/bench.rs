@@ -16,6 +16,9 @@ pub enum Which {
     /// Node problem detection in a kernel log storm, beside rsyslog reading /dev/kmsg:
     /// CPU per 1000 lines and share of a core at 5000 lines a minute, RSS, records lost.
     Problems(crate::bench_problems::Options),
+    /// Traces into the collector (release): spans/s per collector core, bytes on disk per
+    /// span, spans lost (must be 0); against the OpenTelemetry Collector's published figure.
+    Traces(crate::bench_traces::Options),
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -24,5 +27,6 @@ pub fn run(which: Which) -> Result<()> {
         Which::Collector(opts) => crate::bench_collector::run(&opts),
         Which::Logs(opts) => crate::bench_logs::run(&opts),
         Which::Problems(opts) => crate::bench_problems::run(&opts),
+        Which::Traces(opts) => crate::bench_traces::run(&opts),
     }
 }

@@ -4,13 +4,14 @@
 //!   build-ebpf  compile the kernel programs for bpfel-unknown-none
 //!   run         build and start the collector, and the agent exporting to it
 //!   test        setup + build-ebpf + the whole test suite
-//!   bench       side-by-side benchmarks against the real peers (agent, collector, logs, problems)
+//!   bench       side-by-side benchmarks against the real peers (agent, collector, logs, problems, traces)
 
 mod bench;
 mod bench_agent;
 mod bench_collector;
 mod bench_logs;
 mod bench_problems;
+mod bench_traces;
 mod build;
 mod setup;
 mod step;

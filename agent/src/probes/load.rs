@@ -11,6 +11,9 @@ use tracing::{info, warn};
 use super::{maps::Maps, object, offsets};
 use crate::config::{Config, Probe};
 
+/// Why the http probe is off while spans are.
+const HTTP_NEEDS_SPANS: &str = "the http probe needs spans on (--spans, on by default with --collector): its spans go to the collector";
+
 /// The programs of each probe. Each program is named after its BTF tracepoint.
 pub fn programs(probe: Probe) -> &'static [&'static str] {
     match probe {
@@ -22,6 +25,8 @@ pub fn programs(probe: Probe) -> &'static [&'static str] {
             "inet_sock_set_state",
         ],
         Probe::Blockio => &["block_bio_queue", "block_rq_issue", "block_rq_complete"],
+        // Classic syscall tracepoints, attached through tracefs (`super::http`).
+        Probe::Http => super::http::PROGRAMS,
     }
 }
 
@@ -41,6 +46,8 @@ pub struct Loaded {
     pub stats: Option<OwnedFd>,
     /// The stdout/stderr tap, when configured and attached; taken by the log path.
     pub stdio: Option<super::stdio::StdioTap>,
+    /// The http probe's maps, when it is up; taken by its span builder.
+    pub http: Option<super::http::HttpProbe>,
 }
 
 /// Loads the configured probes. Returns what loaded (if anything) and every probe's status.
@@ -72,7 +79,12 @@ pub fn load(cfg: &Config) -> (Option<Loaded>, Vec<ProbeStatus>) {
         }
     };
     for s in status.iter_mut().filter(|s| wanted(&s.probe)) {
-        match attach(&mut loaded.ebpf, &btf, s.probe) {
+        let attached = match s.probe {
+            Probe::Http if cfg.spans.is_none() => Err(anyhow!(HTTP_NEEDS_SPANS)),
+            Probe::Http => super::http::attach(&mut loaded.ebpf).map(|h| loaded.http = Some(h)),
+            probe => attach(&mut loaded.ebpf, &btf, probe),
+        };
+        match attached {
             Ok(()) => {
                 s.up = true;
                 s.reason.clear();
@@ -110,7 +122,15 @@ fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
     let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
     raise_memlock_limit();
     let n = cfg.max_cgroups;
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    if !(cfg.probes.contains(&Probe::Http) && cfg.spans.is_some()) {
+        // Off: its ring buffer and tables at their smallest (the object creates every map).
+        loader
+            .map_max_entries("HTTP_EVENTS", 4096)
+            .map_max_entries("HTTP_CONNS", 1)
+            .map_max_entries("HTTP_REQUESTS", 1);
+    }
+    let mut ebpf = loader
         .btf(Some(&btf))
         // RUNQ_START is task-local storage, which aya has no userspace type for; the
         // agent never reads it from userspace.
@@ -130,6 +150,7 @@ fn load_object(cfg: &Config) -> Result<(Loaded, Btf)> {
             maps,
             stats: None,
             stdio: None,
+            http: None,
         },
         btf,
     ))

@@ -38,6 +38,13 @@ impl Collector for ProbeMetrics {
                 if self.stats_enabled { 1.0 } else { 0.0 },
             )],
         )?;
+        if self
+            .status
+            .iter()
+            .any(|s| s.probe == crate::config::Probe::Http && s.up)
+        {
+            super::http::encode(&mut enc)?;
+        }
         let Some(r) = self.latest.read().unwrap().clone() else {
             return Ok(());
         };

@@ -4,6 +4,7 @@
 
 pub mod blockio;
 pub mod cost;
+pub mod http;
 pub mod load;
 pub mod maps;
 pub mod metrics;

@@ -107,7 +107,7 @@ fn scrape_section(s: &mut String, d: &Samples) {
         s,
         "### Scrape cost: Sonde agent vs node_exporter\n\n\
          Each side alone, started fresh every round on its own 127.0.0.1 port: the agent with all \
-         probes on (`--probes all --probe-interval {PROBE_INTERVAL_FLAG}`), node_exporter with its \
+         probes on (`--probes runqueue,oom,tcp,blockio --probe-interval {PROBE_INTERVAL_FLAG}`), node_exporter with its \
          default collectors plus `--collector.tcpstat`. Per round: the process's CPU over 3 s without \
          scrapes (idle rate), 3 warm-up scrapes, then at least 200 scrapes and 3 s of back-to-back \
          `GET /metrics` (Prometheus text, no compression). CPU per scrape = (utime+stime delta − idle \

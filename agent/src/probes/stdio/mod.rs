@@ -8,7 +8,7 @@
 
 pub mod lines;
 pub mod targets;
-mod tracefs;
+pub(crate) mod tracefs;
 
 use std::{
     collections::BTreeSet,
@@ -122,18 +122,12 @@ pub fn spawn(
             let want = tokio::task::spawn_blocking(move || targets::find(&root, &dir))
                 .await
                 .unwrap_or_default();
-            for id in want.difference(&tapped) {
-                if let Err(e) = cgroups.insert(id, 1, 0) {
-                    warn!(cgroup_id = id, error = %e, "cannot tap a cgroup (map full?)");
-                }
-            }
-            for id in tapped.difference(&want) {
-                let _ = cgroups.remove(id);
-            }
             targets_stats
                 .cgroups
                 .store(want.len() as u64, Ordering::Relaxed);
-            tapped = want;
+            for id in targets::sync(&mut cgroups, &mut tapped, want) {
+                warn!(cgroup_id = id, "cannot tap a cgroup (map full?)");
+            }
             tokio::time::sleep(refresh).await;
         }
     });
@@ -193,7 +187,7 @@ async fn read_events(events: RingBuf<MapData>, out: mpsc::Sender<Line>, stats: T
 }
 
 /// `bpf_ktime_get_ns` is CLOCK_MONOTONIC; this turns it into Unix time.
-fn realtime_minus_monotonic_ns() -> i64 {
+pub(crate) fn realtime_minus_monotonic_ns() -> i64 {
     let read = |clock| {
         let mut ts = libc::timespec {
             tv_sec: 0,

@@ -11,6 +11,35 @@ use crate::{container_stats::walk, enrich::containers};
 /// Cgroup ids (directory inode numbers) of the container cgroups to tap.
 pub fn find(cgroup_v2_root: &Path, log_dir: &Path) -> BTreeSet<u64> {
     let logged = pods_with_logs(log_dir);
+    containers_where(cgroup_v2_root, |pod_uid| !logged.contains(pod_uid))
+}
+
+/// Cgroup ids of every container cgroup (the HTTP probe follows them all).
+pub fn containers(cgroup_v2_root: &Path) -> BTreeSet<u64> {
+    containers_where(cgroup_v2_root, |_| true)
+}
+
+/// Makes the cgroup-id set `map` (last written as `current`) hold `want`.
+/// Returns the ids that did not fit (the map is full).
+pub fn sync(
+    map: &mut aya::maps::HashMap<aya::maps::MapData, u64, u8>,
+    current: &mut BTreeSet<u64>,
+    want: BTreeSet<u64>,
+) -> Vec<u64> {
+    let mut refused = Vec::new();
+    for id in want.difference(current) {
+        if map.insert(id, 1, 0).is_err() {
+            refused.push(*id);
+        }
+    }
+    for id in current.difference(&want) {
+        let _ = map.remove(id);
+    }
+    *current = want;
+    refused
+}
+
+fn containers_where(cgroup_v2_root: &Path, keep: impl Fn(&str) -> bool) -> BTreeSet<u64> {
     // The walk also decides which hierarchy serves each metric (its `Layout`),
     // which the tap ignores: no v1 roots to look at.
     let v1 = walk::V1Roots::new(Path::new("/nonexistent"));
@@ -20,7 +49,7 @@ pub fn find(cgroup_v2_root: &Path, log_dir: &Path) -> BTreeSet<u64> {
         let Some(identity) = containers::parse(&c.rel) else {
             continue;
         };
-        if identity.container.is_none() || logged.contains(&identity.pod_uid) {
+        if identity.container.is_none() || !keep(&identity.pod_uid) {
             continue;
         }
         if let Ok(md) = fs::metadata(cgroup_v2_root.join(c.rel.trim_start_matches('/'))) {
