@@ -75,6 +75,29 @@ impl Agent {
         Agent::start_wrapped(&[], extra_args)
     }
 
+    /// The agent as node `node`'s DaemonSet pod would run, against the fake API
+    /// server `api`, with the kubelet and container runtime checks off (there is
+    /// no kubelet here), plus `extra_args`.
+    pub fn start_on_node(
+        api: &fake_apiserver::FakeApiServer,
+        node: &str,
+        extra_args: &[&str],
+    ) -> Agent {
+        let kubeconfig = api.kubeconfig_path();
+        let kubeconfig = kubeconfig.to_str().expect("UTF-8 temp path");
+        let base = [
+            "--node-name",
+            node,
+            "--kubeconfig",
+            kubeconfig,
+            "--kubelet-healthz",
+            "off",
+            "--runtime-socket",
+            "off",
+        ];
+        Agent::start(&[&base[..], extra_args].concat())
+    }
+
     /// Like [`Agent::start`], run through `wrapper` (e.g. `setpriv ... --`).
     pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> Agent {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -150,25 +150,20 @@ fn a_real_oom_kill_reaches_alertmanager_and_its_webhook() {
     let api = FakeApiServer::start();
     api.add_node(NODE);
     let (id, uid) = api.add_app_pod(NODE, "shop", "cart-1", (62, "ef"));
-    let kubeconfig = api.kubeconfig_path();
-    let _agent = Agent::start(&[
-        "--node-name",
+    let _agent = Agent::start_on_node(
+        &api,
         NODE,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--kubelet-healthz",
-        "off",
-        "--runtime-socket",
-        "off",
-        "--probes",
-        "oom",
-        "--probe-interval",
-        "200ms",
-        "--collector",
-        &collector.grpc_url(),
-        "--export-interval",
-        "1s",
-    ]);
+        &[
+            "--probes",
+            "oom",
+            "--probe-interval",
+            "200ms",
+            "--collector",
+            &collector.grpc_url(),
+            "--export-interval",
+            "1s",
+        ],
+    );
     let cg = TestCgroup::at_path(&kubelet_path("systemd", "containerd", &uid, &id))
         .with_memory_limit(32 << 20);
     api.wait_for_requests(Duration::from_secs(20), "the pod watch", |log| {

@@ -258,27 +258,22 @@ fn http_exchanges_become_spans_with_the_callers_trace() {
         ));
     }
     let receiver = Receiver::start();
-    let kubeconfig = api.kubeconfig_path();
-    let agent = Agent::start(&[
-        "--node-name",
+    let agent = Agent::start_on_node(
+        &api,
         NODE,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--kubelet-healthz",
-        "off",
-        "--runtime-socket",
-        "off",
-        "--probes",
-        "http",
-        "--probe-interval",
-        "200ms",
-        "--logs",
-        "off",
-        "--collector",
-        &format!("http://{}", receiver.addr),
-        "--buffer-dir",
-        dir.path().join("buffer").to_str().unwrap(),
-    ]);
+        &[
+            "--probes",
+            "http",
+            "--probe-interval",
+            "200ms",
+            "--logs",
+            "off",
+            "--collector",
+            &format!("http://{}", receiver.addr),
+            "--buffer-dir",
+            dir.path().join("buffer").to_str().unwrap(),
+        ],
+    );
     let e = agent.scrape_until("the http probe's first look at the cgroups", |e| {
         followed(e) >= 0.0
     });

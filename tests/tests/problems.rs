@@ -54,18 +54,7 @@ fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Optio
 }
 
 fn agent_for(api: &FakeApiServer, extra: &[&str]) -> Agent {
-    let kubeconfig = api.kubeconfig_path();
-    let base = [
-        "--node-name",
-        NODE,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--kubelet-healthz",
-        "off",
-        "--runtime-socket",
-        "off",
-    ];
-    Agent::start(&[&base[..], extra].concat())
+    Agent::start_on_node(api, NODE, extra)
 }
 
 fn event_with(api: &FakeApiServer, reason: &str, needle: &str) -> Option<Value> {

@@ -26,19 +26,7 @@ fn total(e: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
 fn a_storm_of_oom_lines_is_counted_in_full_and_its_events_rate_limited() {
     let api = FakeApiServer::start();
     api.add_node(NODE);
-    let kubeconfig = api.kubeconfig_path();
-    let agent = Agent::start(&[
-        "--node-name",
-        NODE,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--kubelet-healthz",
-        "off",
-        "--runtime-socket",
-        "off",
-        "--probes",
-        "none",
-    ]);
+    let agent = Agent::start_on_node(&api, NODE, &["--probes", "none"]);
     // Let the start-up lookback (the last 5 minutes of kernel log) settle first.
     let mut last = -1.0;
     let baseline = loop {

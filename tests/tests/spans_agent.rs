@@ -98,30 +98,25 @@ fn sdk_spans_through_the_agent_arrive_with_the_pod_that_sent_them() {
     let api = FakeApiServer::start();
     api.add_node(NODE);
     let (id, uid) = api.add_app_pod(NODE, "shop", "cart-1", (71, "ab"));
-    let kubeconfig = api.kubeconfig_path();
     let (grpc, http) = (free_port(), free_port());
-    let agent = Agent::start(&[
-        "--node-name",
+    let agent = Agent::start_on_node(
+        &api,
         NODE,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--kubelet-healthz",
-        "off",
-        "--runtime-socket",
-        "off",
-        "--probes",
-        "none",
-        "--collector",
-        &collector.grpc_url(),
-        "--buffer-dir",
-        dir.path().join("buffer").to_str().unwrap(),
-        "--logs",
-        "off",
-        "--otlp-grpc-listen",
-        &format!("127.0.0.1:{grpc}"),
-        "--otlp-http-listen",
-        &format!("127.0.0.1:{http}"),
-    ]);
+        &[
+            "--probes",
+            "none",
+            "--collector",
+            &collector.grpc_url(),
+            "--buffer-dir",
+            dir.path().join("buffer").to_str().unwrap(),
+            "--logs",
+            "off",
+            "--otlp-grpc-listen",
+            &format!("127.0.0.1:{grpc}"),
+            "--otlp-http-listen",
+            &format!("127.0.0.1:{http}"),
+        ],
+    );
     api.wait_for_requests(Duration::from_secs(20), "the pod watch", |log| {
         log.iter().any(|r| r.is_pod_watch())
     });
