@@ -22,7 +22,12 @@
 //! kubeconfig = "/path/kubeconfig"   # default: in-cluster service account, or $KUBECONFIG
 //! pod_labels = ["app", "app.kubernetes.io/name"]   # pod labels copied onto series
 //! [export]
-//! collector = "http://collector:4317"   # OTLP/gRPC endpoint; unset = no push
+//! collector = "https://collector:4317"  # OTLP/gRPC endpoint; unset = no push
+//! insecure = false               # true: allow a plaintext http:// collector
+//! ca_file = "/etc/sonde/tls/ca.crt"        # CA of the collector's certificate; default: the system's
+//! cert_file = "/etc/sonde/tls/tls.crt"     # client certificate for mutual TLS (with key_file)
+//! key_file = "/etc/sonde/tls/tls.key"
+//! token_file = "/etc/sonde/token/token"    # sent as `authorization: Bearer <token>`
 //! interval = "15s"               # how often metrics are snapshotted and pushed
 //! buffer_dir = "/var/lib/sonde-agent/buffer"   # unsent batches, kept across restarts
 //! buffer_max_bytes = "256MiB"    # or a number of bytes; past it the oldest batches are dropped
@@ -176,9 +181,30 @@ pub struct Flags {
     #[arg(long = "path.rootfs", value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
 
-    /// Collector to push metrics to over OTLP/gRPC, e.g. http://collector:4317 [default: none, no push].
+    /// Collector to push metrics, logs and spans to over OTLP/gRPC, e.g. https://collector:4317;
+    /// http:// (plaintext) needs --collector-insecure [default: none, no push].
     #[arg(long, value_name = "URL")]
     pub collector: Option<String>,
+
+    /// Allow a plaintext http:// --collector: no encryption, no check of who answers.
+    #[arg(long)]
+    pub collector_insecure: bool,
+
+    /// CA certificates (PEM) the collector's certificate must chain to [default: the system's CA bundle].
+    #[arg(long, value_name = "FILE")]
+    pub collector_ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) shown to the collector for mutual TLS; with --collector-key-file [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub collector_cert_file: Option<PathBuf>,
+
+    /// The private key (PEM) of --collector-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub collector_key_file: Option<PathBuf>,
+
+    /// A file holding the token sent with every push as `authorization: Bearer <token>` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub collector_token_file: Option<PathBuf>,
 
     /// How often metrics are snapshotted and pushed to the collector, e.g. 15s [default: 15s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -286,25 +312,31 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The collector's URL: plain `http://host:port` (the agent is built without TLS).
-fn check_collector_url(s: &str) -> Result<String, String> {
-    if s.starts_with("https://") {
-        return Err("https is not supported yet; use http://HOST:PORT".into());
-    }
-    let Some(rest) = s.strip_prefix("http://") else {
-        return Err("write the URL with its scheme, e.g. http://collector:4317".into());
+/// The collector's URL, `https://host:port` or `http://host:port`; true for https.
+fn check_collector_url(s: &str) -> Result<bool, String> {
+    let (tls, rest) = match (s.strip_prefix("https://"), s.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => {
+            return Err("write the URL with its scheme, e.g. https://collector:4317".into());
+        }
     };
     if rest.trim_end_matches('/').is_empty() {
         return Err("no host".into());
     }
     tonic::transport::Endpoint::from_shared(s.to_string()).map_err(|e| e.to_string())?;
-    Ok(s.to_string())
+    Ok(tls)
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileExport {
     collector: Option<String>,
+    insecure: Option<bool>,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
     interval: Option<String>,
     buffer_dir: Option<PathBuf>,
     buffer_max_bytes: Option<FileSize>,
@@ -385,12 +417,26 @@ pub struct LogsConfig {
 }
 
 /// Where and how the agent pushes its metrics (see `export::otlp`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExportConfig {
-    pub collector: String,
+    pub collector: CollectorConn,
     pub export_interval: Duration,
     pub buffer_dir: PathBuf,
     pub buffer_max_bytes: u64,
+}
+
+/// `collector: "<url>"` first, as `--check-config` has always printed it, then the
+/// connection's files (never the token).
+impl fmt::Debug for ExportConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportConfig")
+            .field("collector", &self.collector.url)
+            .field("connection", &self.collector)
+            .field("export_interval", &self.export_interval)
+            .field("buffer_dir", &self.buffer_dir)
+            .field("buffer_max_bytes", &self.buffer_max_bytes)
+            .finish()
+    }
 }
 
 impl Config {
@@ -630,13 +676,8 @@ fn resolve_export(
         .clone()
         .or_else(|| file.buffer_dir.clone())
         .unwrap_or_else(|| "/var/lib/sonde-agent/buffer".into());
-    let collector = match (&flags.collector, &file.collector) {
-        (Some(url), _) => {
-            check_collector_url(url).map_err(|e| format!("--collector {url:?}: {e}"))?
-        }
-        (None, Some(url)) => check_collector_url(url)
-            .map_err(|e| format!("{}: {url:?}: {e}", where_file("export.collector")))?,
-        (None, None) => return Ok(None),
+    let Some(collector) = resolve_collector(flags, file, where_file)? else {
+        return Ok(None);
     };
     Ok(Some(ExportConfig {
         collector,
@@ -644,6 +685,205 @@ fn resolve_export(
         buffer_dir,
         buffer_max_bytes,
     }))
+}
+
+/// How the agent reaches the collector: the URL, TLS settings for https://, and the
+/// bearer token. `sender::client` builds every queue's connection from it.
+///
+/// The plaintext rule: https:// is TLS (the collector's certificate checked against
+/// `--collector-ca-file`, else the system's CA bundle); http:// is accepted only with
+/// `--collector-insecure` (or `insecure = true`), so plaintext is always asked for by name.
+#[derive(Clone)]
+pub struct CollectorConn {
+    pub url: String,
+    /// Set for https://.
+    pub tls: Option<CollectorTls>,
+    /// The `authorization` value sent with every request: `Bearer <token>`.
+    pub authorization: Option<String>,
+}
+
+/// PEM contents read at start (a bad file stops the agent there, named).
+#[derive(Clone)]
+pub struct CollectorTls {
+    pub ca: Option<(PathBuf, Vec<u8>)>,
+    /// Certificate file and PEM, key file and PEM.
+    pub identity: Option<(PathBuf, Vec<u8>, PathBuf, Vec<u8>)>,
+}
+
+impl fmt::Display for CollectorConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// Shows files, not keys or the token (`--check-config` prints the configuration).
+impl fmt::Debug for CollectorConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tls = self.tls.as_ref();
+        f.debug_struct("CollectorConn")
+            .field("url", &self.url)
+            .field("tls", &tls.is_some())
+            .field("ca_file", &tls.and_then(|t| t.ca.as_ref().map(|c| &c.0)))
+            .field(
+                "cert_file",
+                &tls.and_then(|t| t.identity.as_ref().map(|i| &i.0)),
+            )
+            .field(
+                "key_file",
+                &tls.and_then(|t| t.identity.as_ref().map(|i| &i.2)),
+            )
+            .field("token", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl CollectorConn {
+    /// The tonic endpoint (TLS configured for https://); connects on first use.
+    pub fn endpoint(&self) -> Result<tonic::transport::Endpoint, String> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let endpoint = Endpoint::from_shared(self.url.clone()).map_err(|e| e.to_string())?;
+        let Some(tls) = &self.tls else {
+            return Ok(endpoint);
+        };
+        let mut c = ClientTlsConfig::new().timeout(std::time::Duration::from_secs(10));
+        c = match &tls.ca {
+            Some((_, pem)) => c.ca_certificate(Certificate::from_pem(pem)),
+            None => c.with_native_roots(),
+        };
+        if let Some((_, cert, _, key)) = &tls.identity {
+            c = c.identity(Identity::from_pem(cert, key));
+        }
+        endpoint.tls_config(c).map_err(|e| {
+            // tonic's own text is "transport error"; the cause is in the chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        })
+    }
+}
+
+/// The `[export]` connection settings; errors name the flag or the file's field.
+fn resolve_collector(
+    flags: &Flags,
+    file: &FileExport,
+    where_file: &dyn Fn(&str) -> String,
+) -> Result<Option<CollectorConn>, String> {
+    let (url, url_name) = match (&flags.collector, &file.collector) {
+        (Some(url), _) => (url.clone(), "--collector".to_string()),
+        (None, Some(url)) => (url.clone(), where_file("export.collector")),
+        (None, None) => return Ok(None),
+    };
+    let https = check_collector_url(&url).map_err(|e| format!("{url_name} {url:?}: {e}"))?;
+    // A path from its flag, else from the file, with the name to use in errors.
+    let path = |flag: &Option<PathBuf>, name: &str, field: &Option<PathBuf>, key: &str| match (
+        flag, field,
+    ) {
+        (Some(p), _) => Some((p.clone(), name.to_string())),
+        (None, Some(p)) => Some((p.clone(), where_file(key))),
+        (None, None) => None,
+    };
+    let read = |(p, name): &(PathBuf, String), must_have: &str, what: &str| {
+        let bytes = std::fs::read(p).map_err(|e| format!("{name} {}: {e}", p.display()))?;
+        if !String::from_utf8_lossy(&bytes).contains(must_have) {
+            return Err(format!("{name} {}: no {what} in the file", p.display()));
+        }
+        Ok::<_, String>(bytes)
+    };
+    let ca = path(
+        &flags.collector_ca_file,
+        "--collector-ca-file",
+        &file.ca_file,
+        "export.ca_file",
+    );
+    let cert = path(
+        &flags.collector_cert_file,
+        "--collector-cert-file",
+        &file.cert_file,
+        "export.cert_file",
+    );
+    let key = path(
+        &flags.collector_key_file,
+        "--collector-key-file",
+        &file.key_file,
+        "export.key_file",
+    );
+    let token = path(
+        &flags.collector_token_file,
+        "--collector-token-file",
+        &file.token_file,
+        "export.token_file",
+    );
+    let tls = if https {
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((
+                c.0.clone(),
+                read(&c, "-----BEGIN CERTIFICATE-----", "PEM CERTIFICATE")?,
+                k.0.clone(),
+                read(&k, "PRIVATE KEY-----", "PEM PRIVATE KEY")?,
+            )),
+            (Some((_, name)), None) => {
+                return Err(format!(
+                    "{name} needs --collector-key-file (or export.key_file)"
+                ));
+            }
+            (None, Some((_, name))) => {
+                return Err(format!(
+                    "{name} needs --collector-cert-file (or export.cert_file)"
+                ));
+            }
+            (None, None) => None,
+        };
+        let ca = match ca {
+            Some(c) => Some((
+                c.0.clone(),
+                read(&c, "-----BEGIN CERTIFICATE-----", "PEM CERTIFICATE")?,
+            )),
+            None => None,
+        };
+        Some(CollectorTls { ca, identity })
+    } else {
+        if !(flags.collector_insecure || file.insecure == Some(true)) {
+            return Err(format!(
+                "{url_name} {url:?}: plaintext http:// needs --collector-insecure (or insecure = true in [export]); use https:// for TLS"
+            ));
+        }
+        if let Some((_, name)) = ca.or(cert).or(key) {
+            return Err(format!(
+                "{name}: TLS settings need an https:// collector, not {url:?}"
+            ));
+        }
+        None
+    };
+    let authorization = match token {
+        Some((p, name)) => {
+            let text =
+                std::fs::read_to_string(&p).map_err(|e| format!("{name} {}: {e}", p.display()))?;
+            let t = text.lines().next().unwrap_or("").trim();
+            if t.is_empty() {
+                return Err(format!("{name} {}: the file holds no token", p.display()));
+            }
+            if !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "{name} {}: a token is printable ASCII without spaces",
+                    p.display()
+                ));
+            }
+            Some(format!("Bearer {t}"))
+        }
+        None => None,
+    };
+    let conn = CollectorConn {
+        url: url.clone(),
+        tls,
+        authorization,
+    };
+    conn.endpoint()
+        .map_err(|e| format!("{url_name} {url:?}: TLS settings: {e}"))?;
+    Ok(Some(conn))
 }
 
 fn parse_probe_list(list: &str) -> Result<Vec<Probe>, String> {
@@ -758,18 +998,27 @@ mod tests {
     #[test]
     fn export_settings_from_flags_file_and_defaults() {
         assert!(Config::resolve(&flags(&[])).unwrap().export.is_none());
-        let c = Config::resolve(&flags(&["--collector", "http://127.0.0.1:4317"])).unwrap();
+        let c = Config::resolve(&flags(&[
+            "--collector",
+            "http://127.0.0.1:4317",
+            "--collector-insecure",
+        ]))
+        .unwrap();
         let e = c.export.unwrap();
         assert_eq!(e.export_interval, Duration::from_secs(15));
         assert_eq!(e.buffer_dir, PathBuf::from("/var/lib/sonde-agent/buffer"));
         assert_eq!(e.buffer_max_bytes, 256 << 20);
 
         let (_p, mut f) = with_file(
-            "[export]\ncollector = \"http://c:4317\"\ninterval = \"2s\"\nbuffer_dir = \"/b\"\nbuffer_max_bytes = \"1KiB\"\n",
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\ninterval = \"2s\"\nbuffer_dir = \"/b\"\nbuffer_max_bytes = \"1KiB\"\n",
         );
         let e = Config::resolve(&f).unwrap().export.unwrap();
         assert_eq!(
-            (e.collector.as_str(), e.export_interval, e.buffer_max_bytes),
+            (
+                e.collector.url.as_str(),
+                e.export_interval,
+                e.buffer_max_bytes
+            ),
             ("http://c:4317", Duration::from_secs(2), 1024)
         );
         f.buffer_max_bytes = Some(5);
@@ -780,8 +1029,9 @@ mod tests {
             (Duration::from_millis(300), 5)
         );
 
-        let (_p, f) =
-            with_file("[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = 4096\n");
+        let (_p, f) = with_file(
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\nbuffer_max_bytes = 4096\n",
+        );
         assert_eq!(
             Config::resolve(&f)
                 .unwrap()
@@ -794,7 +1044,7 @@ mod tests {
 
     #[test]
     fn export_errors_name_the_flag_or_field() {
-        for url in ["127.0.0.1:4317", "https://c:4317", "http://"] {
+        for url in ["127.0.0.1:4317", "ftp://c:4317", "http://", "https://"] {
             let e = Config::resolve(&flags(&["--collector", url])).unwrap_err();
             assert!(e.starts_with("--collector"), "{e}");
         }
@@ -805,7 +1055,7 @@ mod tests {
         }
         assert!(Flags::try_parse_from(["sonde-agent", "--buffer-max-bytes", "lots"]).is_err());
         let (_p, f) = with_file(
-            "[export]\ncollector = \"http://c:4317\"\nbuffer_max_bytes = \"9 parsecs\"\n",
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\nbuffer_max_bytes = \"9 parsecs\"\n",
         );
         assert!(
             Config::resolve(&f)
@@ -824,7 +1074,12 @@ mod tests {
     fn logs_settings() {
         let c = Config::resolve(&flags(&[])).unwrap();
         assert!(c.logs.is_none(), "off without a collector");
-        let c = Config::resolve(&flags(&["--collector", "http://c:4317"])).unwrap();
+        let c = Config::resolve(&flags(&[
+            "--collector",
+            "http://c:4317",
+            "--collector-insecure",
+        ]))
+        .unwrap();
         let l = c.logs.unwrap();
         assert_eq!(l.log_dir, PathBuf::from("/var/log/pods"));
         assert_eq!(
@@ -834,10 +1089,16 @@ mod tests {
         assert_eq!(l.flush_interval, Duration::from_secs(1));
         assert!(l.redact.is_none());
         assert!(
-            Config::resolve(&flags(&["--collector", "http://c:4317", "--logs", "off"]))
-                .unwrap()
-                .logs
-                .is_none()
+            Config::resolve(&flags(&[
+                "--collector",
+                "http://c:4317",
+                "--collector-insecure",
+                "--logs",
+                "off"
+            ]))
+            .unwrap()
+            .logs
+            .is_none()
         );
         let e = Config::resolve(&flags(&["--logs", "on"])).unwrap_err();
         assert!(e.starts_with("--logs:"), "{e}");
@@ -848,7 +1109,7 @@ mod tests {
             "[[rule]]\nname = \"x\"\npattern = 'a+'\nreplacement = \"b\"\n",
         );
         let (_p, mut f) = with_file(&format!(
-            "[export]\ncollector = \"http://c:4317\"\n[logs]\nlog_dir = \"/l\"\npositions = \"/p.json\"\nflush_interval = \"250ms\"\nredact = \"{}\"\n",
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\n[logs]\nlog_dir = \"/l\"\npositions = \"/p.json\"\nflush_interval = \"250ms\"\nredact = \"{}\"\n",
             rules.0.display()
         ));
         let l = Config::resolve(&f).unwrap().logs.unwrap();
@@ -870,6 +1131,7 @@ mod tests {
         let e = Config::resolve(&flags(&[
             "--collector",
             "http://c:4317",
+            "--collector-insecure",
             "--redact",
             bad.0.to_str().unwrap(),
         ]))
@@ -881,19 +1143,115 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains('\n'), "{e}");
-        let (_p, f) =
-            with_file("[export]\ncollector = \"http://c:4317\"\n[logs]\nenabled = \"yes\"\n");
+        let (_p, f) = with_file(
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\n[logs]\nenabled = \"yes\"\n",
+        );
         assert!(Config::resolve(&f).unwrap_err().contains("logs.enabled"));
         let (_p, f) = with_file("[logs]\nenabled = false\n");
         assert!(Config::resolve(&f).unwrap().logs.is_none());
         let (_p, f) = with_file(
-            "[export]\ncollector = \"http://c:4317\"\n[logs]\nflush_interval = \"never\"\n",
+            "[export]\ncollector = \"http://c:4317\"\ninsecure = true\n[logs]\nflush_interval = \"never\"\n",
         );
         assert!(
             Config::resolve(&f)
                 .unwrap_err()
                 .contains("logs.flush_interval")
         );
+    }
+
+    #[test]
+    fn plaintext_only_when_asked_for_by_name() {
+        let e = Config::resolve(&flags(&["--collector", "http://c:4317"])).unwrap_err();
+        assert!(
+            e.starts_with("--collector") && e.contains("--collector-insecure") && !e.contains('\n'),
+            "{e}"
+        );
+        let (_p, f) = with_file("[export]\ncollector = \"http://c:4317\"\n");
+        let e = Config::resolve(&f).unwrap_err();
+        assert!(
+            e.contains("export.collector") && e.contains("insecure"),
+            "{e}"
+        );
+        let c = Config::resolve(&flags(&["--collector", "https://c:4317"])).unwrap();
+        let conn = c.export.unwrap().collector;
+        assert!(conn.tls.is_some() && conn.authorization.is_none());
+        let c = Config::resolve(&flags(&[
+            "--collector",
+            "http://c:4317",
+            "--collector-insecure",
+        ]))
+        .unwrap();
+        assert!(c.export.as_ref().unwrap().collector.tls.is_none());
+        // --check-config prints the URL as it always has.
+        assert!(format!("{c:#?}").contains("collector: \"http://c:4317\""));
+    }
+
+    #[test]
+    fn tls_and_token_files() {
+        let token = tempfile_path::TempPath::new("s3cret\n");
+        let tok = token.0.to_str().unwrap();
+        let c = Config::resolve(&flags(&[
+            "--collector",
+            "https://c:4317",
+            "--collector-token-file",
+            tok,
+        ]))
+        .unwrap();
+        let conn = c.export.unwrap().collector;
+        assert_eq!(conn.authorization.as_deref(), Some("Bearer s3cret"));
+        assert!(!format!("{conn:?}").contains("s3cret"), "{conn:?}");
+        // A token works over an explicit plaintext connection too.
+        assert!(
+            Config::resolve(&flags(&[
+                "--collector",
+                "http://c:4317",
+                "--collector-insecure",
+                "--collector-token-file",
+                tok,
+            ]))
+            .is_ok()
+        );
+        let not_pem = tempfile_path::TempPath::new("hello\n");
+        let np = not_pem.0.to_str().unwrap();
+        for (args, flag) in [
+            (vec!["--collector-ca-file", np], "--collector-ca-file"),
+            (
+                vec!["--collector-ca-file", "/nonexistent/ca.pem"],
+                "--collector-ca-file",
+            ),
+            (vec!["--collector-cert-file", np], "--collector-cert-file"),
+            (vec!["--collector-key-file", np], "--collector-key-file"),
+            (
+                vec!["--collector-token-file", "/nonexistent/t"],
+                "--collector-token-file",
+            ),
+        ] {
+            let mut a = vec!["--collector", "https://c:4317"];
+            a.extend(args);
+            let e = Config::resolve(&flags(&a)).unwrap_err();
+            assert!(e.starts_with(flag), "{a:?}: {e}");
+        }
+        let e = Config::resolve(&flags(&[
+            "--collector",
+            "http://c:4317",
+            "--collector-insecure",
+            "--collector-ca-file",
+            np,
+        ]))
+        .unwrap_err();
+        assert!(
+            e.starts_with("--collector-ca-file") && e.contains("https://"),
+            "{e}"
+        );
+        let empty = tempfile_path::TempPath::new("\n");
+        let e = Config::resolve(&flags(&[
+            "--collector",
+            "https://c:4317",
+            "--collector-token-file",
+            empty.0.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("no token"), "{e}");
     }
 
     #[test]

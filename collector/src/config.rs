@@ -8,6 +8,11 @@
 //! max-series = 2000000
 //! logs-retention-time = "7d"  # default: retention-time
 //! logs-max-lines = 5000
+//! tls-cert-file = "/etc/sonde/tls/tls.crt"     # TLS on every listener, with tls-key-file
+//! tls-key-file = "/etc/sonde/tls/tls.key"
+//! tls-client-ca-file = "/etc/sonde/tls/ca.crt" # mutual TLS on the ingest ports
+//! auth-token-file = "/etc/sonde/token/ingest"  # writes need `Authorization: Bearer <token>`
+//! api-token-file = "/etc/sonde/token/api"      # so do queries (not /-/healthy, /-/ready)
 //! ```
 //! Any mistake is one error line naming the flag, or the file and key; the
 //! collector then exits non-zero without starting anything.
@@ -157,6 +162,35 @@ pub struct Flags {
     #[arg(long, value_name = "URL")]
     pub external_url: Option<String>,
 
+    /// Server certificate (PEM, chain first) for TLS on every listener: gRPC, OTLP/HTTP and
+    /// the HTTP API; with --tls-key-file [default: none: plaintext, with a warning at start].
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM): the ingest listeners (--grpc-listen, --otlp-http-listen) require a
+    /// client certificate signed by one of them (mutual TLS) [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// A file holding the token that writes must carry (gRPC metadata `authorization: Bearer
+    /// <token>`, HTTP `Authorization: Bearer <token>`) on every ingest endpoint [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// A file holding the token the query, admin and /metrics endpoints of --http-listen
+    /// require as `Authorization: Bearer <token>`; /-/healthy and /-/ready stay open [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Check the configuration (flags, --config, every rule file and --alert-routes), print
+    /// it, and exit: 0 when the collector would start with it, else 2 and the one-line error.
+    #[arg(long)]
+    pub check_config: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -211,6 +245,11 @@ struct File {
     alert_routes: Option<PathBuf>,
     alert_resend_delay: Option<String>,
     external_url: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    auth_token_file: Option<PathBuf>,
+    api_token_file: Option<PathBuf>,
 }
 
 /// A file value that may be written as a number or a string (`10GiB`, `1000`).
@@ -261,6 +300,51 @@ pub struct Config {
     pub alert_routes: Option<PathBuf>,
     pub alert_resend_delay: Duration,
     pub external_url: String,
+    /// Set: every listener serves TLS. Unset: plaintext (the collector warns at start).
+    pub tls: Option<TlsFiles>,
+    /// The token ingest requires (`--auth-token-file`).
+    pub auth_token: Option<Token>,
+    /// The token the HTTP API requires (`--api-token-file`).
+    pub api_token: Option<Token>,
+}
+
+/// `--tls-cert-file`, `--tls-key-file` and `--tls-client-ca-file` (see `tls.rs`).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A bearer token read from its file; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Reads a token file (`flag` names it in errors): the first line, trimmed; it must be
+/// non-empty and printable ASCII without spaces (it travels in an HTTP header).
+pub fn read_token(flag: &str, path: &std::path::Path) -> Result<Token, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!(
+            "{flag} {}: the file holds no token",
+            path.display()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{flag} {}: a token is printable ASCII without spaces",
+            path.display()
+        ));
+    }
+    Ok(Token(token.to_string()))
 }
 
 /// Splits a comma-separated flag value, dropping empty items.
@@ -273,6 +357,19 @@ fn list(s: &str) -> Vec<String> {
 }
 
 impl Config {
+    /// What the collector checks at start beyond [`Config::resolve`] (and `--check-config`
+    /// with it): every rule file and the `--alert-routes` file load. The error is the one
+    /// line the collector stops with.
+    pub fn check_files(&self) -> Result<(), String> {
+        crate::alert::load::groups(&self.all_rule_files(), self.evaluation_interval)
+            .map_err(|e| format!("rule files: {e}"))?;
+        if let Some(path) = &self.alert_routes {
+            crate::alert::route::config::RouteConfig::load(path)
+                .map_err(|e| format!("--alert-routes {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Every rule file with the language of its `expr`s.
     pub fn all_rule_files(&self) -> Vec<(PathBuf, crate::alert::rules::Lang)> {
         use crate::alert::rules::Lang;
@@ -477,7 +574,34 @@ impl Config {
                 parse_duration,
             )?,
             external_url: String::new(),
+            tls: None,
+            auth_token: None,
+            api_token: None,
         };
+        let path = |flag: &Option<PathBuf>, key: Option<PathBuf>| flag.clone().or(key);
+        cfg.tls = match (
+            path(&flags.tls_cert_file, file.tls_cert_file),
+            path(&flags.tls_key_file, file.tls_key_file),
+            path(&flags.tls_client_ca_file, file.tls_client_ca_file),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (Some(_), None, _) => return Err("--tls-cert-file needs --tls-key-file".into()),
+            (None, Some(_), _) => return Err("--tls-key-file needs --tls-cert-file".into()),
+            (None, None, Some(_)) => {
+                return Err("--tls-client-ca-file needs --tls-cert-file and --tls-key-file".into());
+            }
+        };
+        cfg.auth_token = path(&flags.auth_token_file, file.auth_token_file)
+            .map(|p| read_token("--auth-token-file", &p))
+            .transpose()?;
+        cfg.api_token = path(&flags.api_token_file, file.api_token_file)
+            .map(|p| read_token("--api-token-file", &p))
+            .transpose()?;
         for u in &cfg.alertmanager_urls {
             if !u.starts_with("http://") || u.parse::<hyper::Uri>().is_err() {
                 return Err(format!("--alertmanager-url: {u:?} is not an http:// URL"));
@@ -659,6 +783,30 @@ mod tests {
     }
 
     #[test]
+    fn check_files_loads_rules_and_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("bad.rules.yml");
+        std::fs::write(
+            &rules,
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(\n",
+        )
+        .unwrap();
+        let f = flags(&["--check-config", "--rule-files", rules.to_str().unwrap()]);
+        assert!(f.check_config);
+        let e = Config::resolve(&f).unwrap().check_files().unwrap_err();
+        assert!(
+            e.starts_with("rule files: ") && e.contains("bad.rules.yml") && !e.contains('\n'),
+            "{e}"
+        );
+        let routes = dir.path().join("routes.yml");
+        std::fs::write(&routes, "route:\n  receiver: nowhere\nreceivers: []\n").unwrap();
+        let f = flags(&["--alert-routes", routes.to_str().unwrap()]);
+        let e = Config::resolve(&f).unwrap().check_files().unwrap_err();
+        assert!(e.starts_with("--alert-routes "), "{e}");
+        assert_eq!(Config::resolve(&flags(&[])).unwrap().check_files(), Ok(()));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_bytes("10GiB").unwrap(), 10 << 30);
         assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
@@ -675,6 +823,60 @@ mod tests {
         assert!(e.starts_with("--max-series:"), "{e}");
         let e = Config::resolve(&flags(&["--http-listen", "nowhere"])).unwrap_err();
         assert!(e.starts_with("--http-listen:"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_token_flags() {
+        let c = Config::resolve(&flags(&[])).unwrap();
+        assert!(c.tls.is_none() && c.auth_token.is_none() && c.api_token.is_none());
+        let c = Config::resolve(&flags(&[
+            "--tls-cert-file",
+            "c.pem",
+            "--tls-key-file",
+            "k.pem",
+        ]))
+        .unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(
+            (t.cert.to_str(), t.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        assert!(t.client_ca.is_none());
+        for (args, flag) in [
+            (&["--tls-cert-file", "c.pem"][..], "--tls-cert-file"),
+            (&["--tls-key-file", "k.pem"][..], "--tls-key-file"),
+            (
+                &["--tls-client-ca-file", "ca.pem"][..],
+                "--tls-client-ca-file",
+            ),
+            (
+                &["--auth-token-file", "/nonexistent/t"][..],
+                "--auth-token-file",
+            ),
+        ] {
+            let e = Config::resolve(&flags(args)).unwrap_err();
+            assert!(e.starts_with(flag), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "s3cret\n").unwrap();
+        let c = Config::resolve(&flags(&["--api-token-file", tok.to_str().unwrap()])).unwrap();
+        assert_eq!(c.api_token, Some(Token("s3cret".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug shows the token"
+        );
+        std::fs::write(&tok, "\n").unwrap();
+        let e = Config::resolve(&flags(&["--auth-token-file", tok.to_str().unwrap()])).unwrap_err();
+        assert!(e.contains("no token"), "{e}");
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "tls-cert-file = \"a\"\ntls-key-file = \"b\"\ntls-client-ca-file = \"ca\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&flags(&["--config", p.to_str().unwrap()])).unwrap();
+        assert_eq!(c.tls.unwrap().client_ca, Some(PathBuf::from("ca")));
     }
 
     #[test]

@@ -14,4 +14,5 @@ pub mod logs;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod tls;
 pub mod traces;

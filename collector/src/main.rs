@@ -18,8 +18,11 @@ use sonde_collector::{
         notify::{alertmanager::Notifier, http_post::post_json},
         route::{self, Router, api::SilenceApi, config::RouteConfig, silence::Silences},
     },
-    api::{self, ApiState},
-    config::{Command, Config, Flags, LogFormat},
+    api::{
+        self, ApiState,
+        auth::{self, AuthMetrics},
+    },
+    config::{self, Command, Config, Flags, LogFormat},
     ingest::{self, Ingester},
     logs::{
         self,
@@ -33,6 +36,7 @@ use sonde_collector::{
         Storage,
         tsdb::{Tsdb, TsdbOptions},
     },
+    tls::{Port, Tls},
     traces::{
         self,
         api::TraceApiState,
@@ -41,7 +45,7 @@ use sonde_collector::{
     },
 };
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 // glibc malloc spent about a third of ingest CPU (malloc_consolidate, unlink_chunk)
 // on the many small label strings a write allocates and frees across threads.
@@ -66,6 +70,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if flags.check_config {
+        return match cfg.check_files() {
+            Ok(()) => {
+                println!("{cfg:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sonde-collector: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Err(e) = init_logging(&cfg) {
         eprintln!("sonde-collector: --log-level: {e}");
         return ExitCode::from(2);
@@ -170,6 +186,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let http = bind("http-listen", cfg.http_listen).await?;
     let otlp_http = bind("otlp-http-listen", cfg.otlp_http_listen).await?;
     let grpc = bind("grpc-listen", cfg.grpc_listen).await?;
+    let mut registry = Registry::default();
+    // Certificates and keys are checked before the (possibly long) storage recovery.
+    let tls = match &cfg.tls {
+        Some(files) => Some(Tls::load(files, &mut registry).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    warn_about_plaintext(&cfg);
 
     let data_dir = absolute(&cfg.data_dir)?;
     let opts = TsdbOptions {
@@ -214,7 +237,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             })?,
     );
 
-    let mut registry = Registry::default();
     let ingester = Ingester::new(storage.clone(), &mut registry, cfg.max_request_bytes);
     let log_ingester = LogIngester::new(log_store.clone(), &mut registry, cfg.max_request_bytes);
     let trace_ingester =
@@ -244,54 +266,78 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         router.as_ref().map(|s| s.router.clone()),
         &mut registry,
     )?;
+    let auth_metrics = AuthMetrics::new(&mut registry);
     let state = ApiState {
         storage: storage.clone(),
         engine_options,
         registry: Arc::new(registry),
         admin: cfg.enable_admin_api.then_some(tsdb),
     };
-    let mut main_app = api::routes(state)
-        .merge(ingest::http::routes(ingester.clone()))
-        .merge(logs::ingest::http::routes(log_ingester.clone()))
+    // The HTTP API port carries both: writes (remote_write, OTLP/HTTP, Loki push) follow
+    // --auth-token-file, everything else but the health endpoints --api-token-file.
+    let require = |listener, flag, token: Option<&config::Token>| {
+        axum::middleware::from_fn_with_state(
+            auth_metrics.check(listener, flag, token),
+            auth::require,
+        )
+    };
+    let ingest_token = cfg.auth_token.as_ref();
+    let mut api_app = api::routes(state)
         .merge(logs::api::routes(log_api))
-        .merge(traces::ingest::http::routes(trace_ingester.clone()))
         .merge(traces::api::routes(TraceApiState {
             store: trace_store.clone(),
         }))
         .merge(api::rules::routes(rules.clone()));
     if let Some(silences) = router {
-        main_app = main_app.merge(route::api::routes(silences));
+        api_app = api_app.merge(route::api::routes(silences));
     }
-    let main_app = main_app.fallback(api::not_found);
+    let main_app = api_app
+        .layer(require("http", "--api-token-file", cfg.api_token.as_ref()))
+        .merge(
+            ingest::http::routes(ingester.clone())
+                .merge(logs::ingest::http::routes(log_ingester.clone()))
+                .merge(traces::ingest::http::routes(trace_ingester.clone()))
+                .layer(require("http", "--auth-token-file", ingest_token)),
+        )
+        .fallback(api::not_found);
     let otlp_app = ingest::http::otlp_routes(ingester.clone())
         .merge(logs::ingest::http::otlp_routes(log_ingester.clone()))
         .merge(traces::ingest::http::routes(trace_ingester.clone()))
+        .layer(require("otlp_http", "--auth-token-file", ingest_token))
         .fallback(api::not_found);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_task = tokio::spawn(
-        axum::serve(http, main_app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+    let http_task = serve_http(
+        http,
+        tls.as_ref().map(|t| (t, Port::Api)),
+        main_app,
+        stopped(stop_rx.clone()),
     );
-    let otlp_task = tokio::spawn(
-        axum::serve(otlp_http, otlp_app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+    let otlp_task = serve_http(
+        otlp_http,
+        tls.as_ref().map(|t| (t, Port::OtlpHttp)),
+        otlp_app,
+        stopped(stop_rx.clone()),
     );
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(ingest::grpc::service(ingester))
-            .add_service(logs::ingest::grpc::service(log_ingester))
-            .add_service(traces::ingest::grpc::service(trace_ingester))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc),
-                stopped(stop_rx.clone()),
-            ),
-    );
+    let grpc_auth = auth_metrics.check("grpc", "--auth-token-file", ingest_token);
+    let grpc_router = tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(grpc_auth.grpc()))
+        .add_service(ingest::grpc::service(ingester))
+        .add_service(logs::ingest::grpc::service(log_ingester))
+        .add_service(traces::ingest::grpc::service(trace_ingester));
+    let grpc_task = match &tls {
+        None => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc),
+            stopped(stop_rx.clone()),
+        )),
+        Some(t) => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+            t.listen(grpc, Port::Grpc).into_stream(),
+            stopped(stop_rx.clone()),
+        )),
+    };
 
     info!(
         data_dir = %data_dir.display(),
@@ -299,6 +345,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         http = %cfg.http_listen,
         otlp_http = %cfg.otlp_http_listen,
         grpc = %cfg.grpc_listen,
+        tls = tls.is_some(),
         "ready"
     );
     println!("sonde-collector: data in {}", data_dir.display());
@@ -326,6 +373,49 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is given.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<(&Tls, Port)>,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    match tls {
+        None => tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .into_future(),
+        ),
+        Some((tls, port)) => tokio::spawn(
+            axum::serve(tls.listen(listener, port), app)
+                .with_graceful_shutdown(stop)
+                .into_future(),
+        ),
+    }
+}
+
+/// The plaintext rule (see `tls.rs`): without --tls-cert-file the collector serves
+/// plaintext as it always has, and says so; the agent refuses an http:// collector unless
+/// it is given --collector-insecure, so no agent sends plaintext without being told to.
+fn warn_about_plaintext(cfg: &Config) {
+    match &cfg.tls {
+        None => {
+            warn!(
+                "serving plaintext gRPC and HTTP (no --tls-cert-file); agents must be started with --collector-insecure to push here"
+            );
+            if cfg.auth_token.is_some() || cfg.api_token.is_some() {
+                warn!(
+                    "bearer tokens over plaintext can be read by anyone on the network; give --tls-cert-file and --tls-key-file"
+                );
+            }
+        }
+        Some(t) if t.client_ca.is_some() && cfg.auth_token.is_none() => warn!(
+            "--tls-client-ca-file guards --grpc-listen and --otlp-http-listen; the write endpoints of --http-listen are open without --auth-token-file"
+        ),
+        Some(_) => {}
+    }
 }
 
 /// A webhook receiver that has not answered in this long has failed this attempt.

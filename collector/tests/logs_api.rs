@@ -6,15 +6,9 @@
 
 mod api_support;
 
-use std::{
-    io::Write,
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
-use api_support::{Collector, binary, enc, free_port, request};
+use api_support::{Collector, Running, enc, request};
 use opentelemetry_proto::tonic::{
     collector::logs::v1::{ExportLogsServiceRequest, logs_service_client::LogsServiceClient},
     common::v1::{AnyValue, KeyValue, any_value},
@@ -666,51 +660,6 @@ fn tail_sends_backfill_then_new_lines_and_does_not_block_shutdown() {
     let mut c = c;
     assert_eq!(c.terminate(), Some(0), "{}", c.log());
     drop(_open_socket);
-}
-
-/// A collector on a given data directory (for restarts).
-struct Running {
-    child: Child,
-    http: SocketAddr,
-}
-
-impl Running {
-    fn start(data: &Path, log: &Path) -> Running {
-        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let http = addr(free_port());
-        let child = Command::new(binary())
-            .args(["--data-dir", data.to_str().unwrap()])
-            .args(["--http-listen", &http.to_string()])
-            .args(["--otlp-http-listen", &addr(free_port()).to_string()])
-            .args(["--grpc-listen", &addr(free_port()).to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !request(http, "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-            assert!(
-                Instant::now() < deadline,
-                "{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Running { child, http }
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -11,11 +11,10 @@ mod api_support;
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
 };
 
-use api_support::{Collector, binary, free_port, request};
+use api_support::{Collector, Running, request};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
     common::v1::{AnyValue, KeyValue, any_value},
@@ -614,62 +613,6 @@ fn bad_payloads_and_oversized_traces_are_refused_whole() {
         r#"sonde_collector_trace_write_requests_total{protocol="otlp_grpc",outcome="invalid_span"} 1"#,
     ] {
         assert!(m.contains(want), "{want} not in\n{m}");
-    }
-}
-
-/// A collector on a given data directory (for restarts).
-struct Running {
-    child: Child,
-    http: SocketAddr,
-    otlp_http: SocketAddr,
-}
-
-impl Running {
-    fn start(data: &Path, log: &Path) -> Running {
-        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let (http, otlp_http) = (addr(free_port()), addr(free_port()));
-        let child = Command::new(binary())
-            .args(["--data-dir", data.to_str().unwrap()])
-            .args(["--http-listen", &http.to_string()])
-            .args(["--otlp-http-listen", &otlp_http.to_string()])
-            .args(["--grpc-listen", &addr(free_port()).to_string()])
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::options()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !request(http, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-            assert!(
-                Instant::now() < deadline,
-                "{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Running {
-            child,
-            http,
-            otlp_http,
-        }
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

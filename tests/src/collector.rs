@@ -51,6 +51,9 @@ pub struct Collector {
     pub otlp_http: SocketAddr,
     pub data_dir: PathBuf,
     extra: Vec<String>,
+    /// Set: the collector serves TLS (its `extra` has the certificate flags) with a
+    /// certificate signed by this CA (PEM); readiness is checked over TLS.
+    tls_ca: Option<String>,
     process: Option<Logged>,
     /// Logs of earlier runs (before a kill or stop), kept for error messages.
     earlier_logs: String,
@@ -59,6 +62,17 @@ pub struct Collector {
 impl Collector {
     /// Starts the collector on `data_dir` with `extra` flags and waits until `/-/ready`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Collector {
+        Collector::start_with(data_dir, extra, None)
+    }
+
+    /// Like [`Collector::start`] for a collector serving TLS: `extra` has its
+    /// `--tls-cert-file` and `--tls-key-file`, signed by `ca_pem`; waits until
+    /// `https://.../-/ready` answers.
+    pub fn start_tls(data_dir: &Path, extra: &[&str], ca_pem: &str) -> Collector {
+        Collector::start_with(data_dir, extra, Some(ca_pem.to_string()))
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str], tls_ca: Option<String>) -> Collector {
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let mut c = Collector {
             http: addr(free_port()),
@@ -66,6 +80,7 @@ impl Collector {
             otlp_http: addr(free_port()),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls_ca,
             process: None,
             earlier_logs: String::new(),
         };
@@ -83,7 +98,16 @@ impl Collector {
             .args(["--log-level", "info"])
             .args(&self.extra);
         let mut p = Logged::spawn("sonde-collector", cmd);
-        p.wait_ready(self.http, "/-/ready", READY_TIMEOUT);
+        match &self.tls_ca {
+            None => p.wait_ready(self.http, "/-/ready", READY_TIMEOUT),
+            Some(ca) => {
+                let http = self.http;
+                p.wait_until(&format!("https://{http}/-/ready"), READY_TIMEOUT, || {
+                    crate::tls::https_get(http, "/-/ready", ca, None)
+                        .is_ok_and(|(code, _)| code == 200)
+                });
+            }
+        }
         self.process = Some(p);
     }
 
@@ -146,8 +170,13 @@ impl Collector {
         self.http
     }
 
-    /// What the agent's `--collector` takes.
+    /// What the agent's `--collector` takes (https:// for a TLS collector).
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc)
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.grpc)
     }
 }

@@ -118,6 +118,14 @@ impl Agent {
         if has("--collector") && !has("--otlp-http-listen") {
             cmd.args(["--otlp-http-listen", "127.0.0.1:0"]);
         }
+        // Test collectors speak plaintext unless a test sets up TLS (tls.rs); the agent
+        // wants plaintext asked for by name.
+        let plaintext = extra_args
+            .windows(2)
+            .any(|w| w[0] == "--collector" && w[1].starts_with("http://"));
+        if plaintext && !has("--collector-insecure") {
+            cmd.arg("--collector-insecure");
+        }
         let mut child = cmd
             .args(["--listen", &addr.to_string(), "--log-format", "json"])
             .args(extra_args)
@@ -235,7 +243,12 @@ pub fn http_get(
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
+    Ok(parse_response(&raw))
+}
+
+/// An HTTP/1.1 answer read to its end: (status code, body, de-chunked).
+pub(crate) fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head
         .split(' ')
@@ -250,7 +263,7 @@ pub fn http_get(
     } else {
         body.to_string()
     };
-    Ok((code, body))
+    (code, body)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -485,3 +498,4 @@ pub mod process;
 pub mod promapi;
 pub mod prometheus;
 pub mod remote_write;
+pub mod tls;

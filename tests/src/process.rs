@@ -83,6 +83,14 @@ impl Logged {
     /// Polls `GET http://addr{path}` until it answers 200; panics with the log if the
     /// process exits or `timeout` passes.
     pub fn wait_ready(&mut self, addr: SocketAddr, path: &str, timeout: Duration) {
+        self.wait_until(&format!("http://{addr}{path}"), timeout, || {
+            crate::http_get(addr, path, None).is_ok_and(|(code, _)| code == 200)
+        });
+    }
+
+    /// Polls `ready` until it holds; panics naming `what`, with the log, if the process
+    /// exits or `timeout` passes.
+    pub fn wait_until(&mut self, what: &str, timeout: Duration, ready: impl Fn() -> bool) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exited() {
@@ -92,12 +100,12 @@ impl Logged {
                     self.log_tail(40)
                 );
             }
-            if crate::http_get(addr, path, None).is_ok_and(|(code, _)| code == 200) {
+            if ready() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} not ready at http://{addr}{path} after {timeout:?}; its log:\n{}",
+                "{} not ready at {what} after {timeout:?}; its log:\n{}",
                 self.name,
                 self.log_tail(40)
             );

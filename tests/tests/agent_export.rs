@@ -823,6 +823,7 @@ fn bad_export_flags_are_refused_naming_the_flag() {
         .args([
             "--collector",
             "http://127.0.0.1:1",
+            "--collector-insecure",
             "--buffer-dir",
             "/proc/version/buffer",
         ])

@@ -42,6 +42,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("iproute2", "network namespaces for the TCP probe tests"),
     (
+        "kubectl",
+        "`kubectl kustomize` (kustomize v5), which builds deploy/ in the manifest tests",
+    ),
+    (
         "python3-venv",
         "the venv the tests' OpenTelemetry SDK is installed into",
     ),
@@ -58,11 +62,14 @@ const PACKAGES: &[(&str, &str)] = &[
 
 /// PyPI packages the tests drive the collector with, installed into a venv at
 /// [`PY_VENV`] (Debian's Python refuses system-wide pip installs): the real
-/// OpenTelemetry SDK and its OTLP trace exporters (gRPC and HTTP).
+/// OpenTelemetry SDK and its OTLP trace exporters (gRPC and HTTP); and
+/// kubernetes-validate (with PyYAML), which `tests/tests/deploy_manifests.rs` checks
+/// deploy/'s manifests with.
 const PYPI: &[&str] = &[
     "opentelemetry-sdk",
     "opentelemetry-exporter-otlp-proto-grpc",
     "opentelemetry-exporter-otlp-proto-http",
+    "kubernetes-validate",
 ];
 /// Relative to the workspace root; `collector/tests/traces_api.rs` looks here.
 pub const PY_VENV: &str = "target/sonde-py";
@@ -113,7 +120,7 @@ fn install_pypi() -> Result<()> {
     let venv = step::workspace_root().join(PY_VENV);
     let python = venv.join("bin/python3");
     let check = "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, \
-                 opentelemetry.exporter.otlp.proto.http.trace_exporter";
+                 opentelemetry.exporter.otlp.proto.http.trace_exporter, kubernetes_validate, yaml";
     if Command::new(&python)
         .args(["-c", check])
         .output()

@@ -2,6 +2,7 @@
 //! error format, plus `/-/healthy`, `/-/ready` and the collector's own `/metrics`.
 
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod format;
 pub mod own_metrics;

@@ -146,20 +146,61 @@ pub(crate) fn otlp_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError
     }
 }
 
-async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
-    let enc = match otlp_encoding(&headers) {
+/// How one signal's OTLP/HTTP endpoint reads requests and writes answers.
+pub(crate) struct OtlpSignal<Req, Resp> {
+    /// The protobuf message name, for decode errors.
+    pub request_name: &'static str,
+    pub decode_json: fn(&[u8]) -> Result<Req, String>,
+    /// The success body for a JSON request.
+    pub response_json: fn(&Resp) -> Vec<u8>,
+}
+
+/// An OTLP/HTTP export (`/v1/metrics`, `/v1/logs`, `/v1/traces`): the
+/// encoding from Content-Type, the body read within `max` bytes and
+/// decompressed, decoded, and handed to `export`; the answer is the response
+/// in the request's encoding, or a `google.rpc.Status` for a refusal, which
+/// `refused` counts.
+pub(crate) async fn otlp_export<Req, Resp, Fut>(
+    signal: &OtlpSignal<Req, Resp>,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    export: impl FnOnce(Req) -> Fut,
+    refused: impl Fn(&IngestError),
+) -> Response
+where
+    Req: Message + Default,
+    Resp: Message,
+    Fut: Future<Output = Result<Resp, IngestError>>,
+{
+    let enc = match otlp_encoding(headers) {
         Ok(enc) => enc,
         Err(e) => {
-            ing.count_refusal(PROTOCOL_OTLP, &e);
+            refused(&e);
             return status_response(Encoding::Protobuf, &e);
         }
     };
-    match otlp_write(&ing, &headers, body, enc).await {
+    let result = async {
+        let raw = read_decoded_body(headers, body, max).await?;
+        let req = match enc {
+            Encoding::Protobuf => Req::decode(raw.as_slice()).map_err(|e| {
+                IngestError::bad_request(
+                    "malformed",
+                    format!("protobuf {}: {e}", signal.request_name),
+                )
+            })?,
+            Encoding::Json => {
+                (signal.decode_json)(&raw).map_err(|e| IngestError::bad_request("malformed", e))?
+            }
+        };
+        export(req).await
+    }
+    .await;
+    match result {
         Ok(resp) => {
-            ing.metrics.request(PROTOCOL_OTLP, "ok");
             let body = match enc {
                 Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => response_json(&resp).into_bytes(),
+                Encoding::Json => (signal.response_json)(&resp),
             };
             (
                 StatusCode::OK,
@@ -169,10 +210,34 @@ async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Bod
                 .into_response()
         }
         Err(e) => {
-            ing.count_refusal(PROTOCOL_OTLP, &e);
+            refused(&e);
             status_response(enc, &e)
         }
     }
+}
+
+const OTLP_METRICS: OtlpSignal<ExportMetricsServiceRequest, ExportMetricsServiceResponse> =
+    OtlpSignal {
+        request_name: "ExportMetricsServiceRequest",
+        decode_json: otlp_json::decode,
+        response_json: metrics_response_json,
+    };
+
+async fn otlp_handler(State(ing): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
+    let export = async |req| {
+        let resp = export(&ing, PROTOCOL_OTLP, req).await?;
+        ing.metrics.request(PROTOCOL_OTLP, "ok");
+        Ok(resp)
+    };
+    otlp_export(
+        &OTLP_METRICS,
+        &headers,
+        body,
+        ing.max_request_bytes,
+        export,
+        |e| ing.count_refusal(PROTOCOL_OTLP, e),
+    )
+    .await
 }
 
 pub(crate) fn content_type(enc: Encoding) -> &'static str {
@@ -180,27 +245,6 @@ pub(crate) fn content_type(enc: Encoding) -> &'static str {
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
     }
-}
-
-async fn otlp_write(
-    ing: &Ingester,
-    headers: &HeaderMap,
-    body: Body,
-    enc: Encoding,
-) -> Result<ExportMetricsServiceResponse, IngestError> {
-    let raw = read_decoded_body(headers, body, ing.max_request_bytes).await?;
-    let req = match enc {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
-            IngestError::bad_request(
-                "malformed",
-                format!("protobuf ExportMetricsServiceRequest: {e}"),
-            )
-        })?,
-        Encoding::Json => {
-            otlp_json::decode(&raw).map_err(|e| IngestError::bad_request("malformed", e))?
-        }
-    };
-    export(ing, PROTOCOL_OTLP, req).await
 }
 
 /// Maps, commits and builds the OTLP response; shared with gRPC.
@@ -285,14 +329,21 @@ pub(crate) fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
 }
 
 /// OTLP/JSON's response: int64 as a decimal string, as the protobuf JSON mapping says.
-fn response_json(resp: &ExportMetricsServiceResponse) -> String {
+fn metrics_response_json(resp: &ExportMetricsServiceResponse) -> Vec<u8> {
     match &resp.partial_success {
-        None => "{}".into(),
+        None => b"{}".to_vec(),
         Some(p) => serde_json::json!({
             "partialSuccess": {"rejectedDataPoints": p.rejected_data_points.to_string(), "errorMessage": p.error_message}
         })
-        .to_string(),
+        .to_string()
+        .into_bytes(),
     }
+}
+
+/// The JSON answer of a signal whose writes are stored whole or refused:
+/// no partial success to report.
+pub(crate) fn empty_response_json<Resp>(_: &Resp) -> Vec<u8> {
+    b"{}".to_vec()
 }
 
 /// `google.rpc.Status`, the body OTLP/HTTP servers answer errors with.

@@ -1,9 +1,12 @@
-//! The collector's own counters about writes, served on its `/metrics`.
+//! The collector's own counters about writes, served on its `/metrics`:
+//! the metric write path's, and the ones the log and trace paths share.
 
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
+
+use super::IngestError;
 
 type ByLabels = Family<Vec<(&'static str, String)>, Counter>;
 
@@ -74,5 +77,77 @@ impl IngestMetrics {
                 .get_or_create(&vec![("protocol", protocol.to_string())])
                 .inc_by(n as u64);
         }
+    }
+}
+
+/// Name and help of each [`WriteCounters`] counter.
+pub struct WriteCounterNames {
+    pub rejected: (&'static str, &'static str),
+    pub deduplicated: (&'static str, &'static str),
+    pub requests: (&'static str, &'static str),
+}
+
+/// The counters the log and trace write paths share beside their own
+/// received counters: items refused by reason, resends dropped as
+/// duplicates, and requests by protocol and outcome. Cheap to clone.
+#[derive(Clone)]
+pub struct WriteCounters {
+    /// "log", "trace": words the log lines of refusals.
+    signal: &'static str,
+    rejected: ByLabels,
+    deduplicated: Counter,
+    requests: ByLabels,
+}
+
+impl WriteCounters {
+    pub fn register(
+        registry: &mut Registry,
+        signal: &'static str,
+        names: WriteCounterNames,
+    ) -> WriteCounters {
+        let m = WriteCounters {
+            signal,
+            rejected: ByLabels::default(),
+            deduplicated: Counter::default(),
+            requests: ByLabels::default(),
+        };
+        let (name, help) = names.rejected;
+        registry.register(name, help, m.rejected.clone());
+        let (name, help) = names.deduplicated;
+        registry.register(name, help, m.deduplicated.clone());
+        let (name, help) = names.requests;
+        registry.register(name, help, m.requests.clone());
+        m
+    }
+
+    /// An accepted request that dropped `duplicates` resends.
+    pub fn accepted(&self, protocol: &'static str, duplicates: u64) {
+        self.deduplicated.inc_by(duplicates);
+        self.request(protocol, "ok");
+    }
+
+    /// A refused request: its items (one if they could not be counted) by
+    /// reason, the request by outcome, and a log line (an error for server
+    /// faults).
+    pub fn refused(&self, protocol: &'static str, e: &IngestError) {
+        self.rejected
+            .get_or_create(&vec![("reason", e.reason.to_string())])
+            .inc_by(e.samples.max(1) as u64);
+        self.request(protocol, e.reason);
+        let signal = self.signal;
+        if e.status >= 500 {
+            tracing::error!(protocol, error = %e.message, "{signal} write failed");
+        } else {
+            tracing::debug!(protocol, error = %e.message, "{signal} write refused");
+        }
+    }
+
+    fn request(&self, protocol: &'static str, outcome: &str) {
+        self.requests
+            .get_or_create(&vec![
+                ("protocol", protocol.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
     }
 }

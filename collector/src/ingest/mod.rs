@@ -87,6 +87,41 @@ impl IngestError {
     }
 }
 
+/// A refusal by the log or trace store, as a write path answers it.
+pub trait AppendRefusal: std::fmt::Display {
+    fn http_status(&self) -> u16;
+    /// The `reason` label of the rejected counter.
+    fn reason(&self) -> &'static str;
+}
+
+/// Runs a log or trace store append on a blocking thread (it waits for an
+/// fsync). A refusal, or a task that died, becomes the answer for a write of
+/// `samples` items; `signal` ("log", "trace") names the write in the latter.
+pub(crate) async fn append_blocking<T, E>(
+    signal: &str,
+    samples: usize,
+    append: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, IngestError>
+where
+    T: Send + 'static,
+    E: AppendRefusal + Send + 'static,
+{
+    tokio::task::spawn_blocking(append)
+        .await
+        .map_err(|e| IngestError {
+            status: 500,
+            reason: "storage_error",
+            message: format!("{signal} write task failed: {e}"),
+            samples,
+        })?
+        .map_err(|e| IngestError {
+            status: e.http_status(),
+            reason: e.reason(),
+            message: e.to_string(),
+            samples,
+        })
+}
+
 impl std::fmt::Display for IngestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -7,7 +7,8 @@
 //! applied here: lowerCamelCase keys (the proto names are accepted too),
 //! 64-bit integers as strings or numbers, enums as integers or names,
 //! doubles as numbers or "NaN"/"Infinity"/"-Infinity", unknown keys ignored.
-//! The field helpers are `pub(crate)`: OTLP logs JSON (`logs::ingest`) uses them.
+//! The field helpers are `pub(crate)`: OTLP logs and traces JSON
+//! (`logs::ingest`, `traces::ingest`) use them.
 
 use opentelemetry_proto::tonic::{
     collector::metrics::v1::ExportMetricsServiceRequest,
@@ -26,16 +27,27 @@ pub(crate) type Obj = Map<String, Value>;
 /// Parses an OTLP JSON metrics export request. The error names the path of
 /// the offending field, e.g. `resourceMetrics[0].scopeMetrics[1].metrics[2].sum.dataPoints[0].asInt`.
 pub fn decode(body: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
+    Ok(ExportMetricsServiceRequest {
+        resource_metrics: request(
+            body,
+            "resourceMetrics",
+            "resource_metrics",
+            resource_metrics,
+        )?,
+    })
+}
+
+/// An export request's body: a JSON object whose one repeated field
+/// (`resourceMetrics`, `resourceLogs`, `resourceSpans`) is decoded by `f`.
+pub(crate) fn request<T>(
+    body: &[u8],
+    camel: &str,
+    snake: &str,
+    f: impl Fn(&Obj, &str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     let root: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let root = as_obj(&root, "request")?;
-    let resource_metrics = list(
-        root,
-        "resourceMetrics",
-        "resource_metrics",
-        "resourceMetrics",
-        resource_metrics,
-    )?;
-    Ok(ExportMetricsServiceRequest { resource_metrics })
+    list(root, camel, snake, camel, f)
 }
 
 pub(crate) fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, String> {
@@ -182,13 +194,7 @@ pub(crate) fn resource(o: &Obj, path: &str) -> Result<Option<Resource>, String> 
     let p = format!("{path}.resource");
     let r = as_obj(v, &p)?;
     Ok(Some(Resource {
-        attributes: list(
-            r,
-            "attributes",
-            "attributes",
-            &format!("{p}.attributes"),
-            key_value,
-        )?,
+        attributes: attributes(r, &p)?,
         ..Default::default()
     }))
 }
@@ -303,13 +309,7 @@ fn number_point(o: &Obj, path: &str) -> Result<NumberDataPoint, String> {
         None
     };
     Ok(NumberDataPoint {
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
+        attributes: attributes(o, path)?,
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano", path)?,
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano", path)?,
         exemplars: exemplars(o),
@@ -353,13 +353,7 @@ fn histogram_point(o: &Obj, path: &str) -> Result<HistogramDataPoint, String> {
         Some(_) => return Err(format!("{path}.explicitBounds: want an array")),
     };
     Ok(HistogramDataPoint {
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
+        attributes: attributes(o, path)?,
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano", path)?,
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano", path)?,
         count: u64_field(o, "count", "count", path)?,
@@ -375,13 +369,7 @@ fn histogram_point(o: &Obj, path: &str) -> Result<HistogramDataPoint, String> {
 
 fn summary_point(o: &Obj, path: &str) -> Result<SummaryDataPoint, String> {
     Ok(SummaryDataPoint {
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
+        attributes: attributes(o, path)?,
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano", path)?,
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano", path)?,
         count: u64_field(o, "count", "count", path)?,
@@ -400,6 +388,49 @@ fn summary_point(o: &Obj, path: &str) -> Result<SummaryDataPoint, String> {
         )?,
         flags: u32_field(o, "flags", "flags", path)?,
     })
+}
+
+/// The `attributes` of a message.
+pub(crate) fn attributes(o: &Obj, path: &str) -> Result<Vec<KeyValue>, String> {
+    list(
+        o,
+        "attributes",
+        "attributes",
+        &format!("{path}.attributes"),
+        key_value,
+    )
+}
+
+/// The `droppedAttributesCount` beside a message's attributes.
+pub(crate) fn dropped_attributes_count(o: &Obj, path: &str) -> Result<u32, String> {
+    u32_field(
+        o,
+        "droppedAttributesCount",
+        "dropped_attributes_count",
+        path,
+    )
+}
+
+/// A hex-encoded id of `len` bytes (OTLP JSON's trace and span ids, not
+/// base64); empty when absent or "".
+pub(crate) fn hex_field(
+    o: &Obj,
+    camel: &str,
+    snake: &str,
+    path: &str,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    let s = string(o, camel, snake, path)?;
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = || format!("{path}.{camel}: want {} hex digits, got {s:?}", len * 2);
+    if s.len() != len * 2 || !s.is_ascii() {
+        return Err(bad());
+    }
+    (0..len)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad()))
+        .collect()
 }
 
 pub(crate) fn key_value(o: &Obj, path: &str) -> Result<KeyValue, String> {

@@ -3,10 +3,15 @@
 //! `Storage` is the one seam between `ingest` (writes), `query` (reads) and
 //! `api` (metadata lookups). `tsdb` is the embedded, durable implementation;
 //! `memory` is a plain in-memory one for the PromQL test-script runner and
-//! unit tests.
+//! unit tests. `clock`, `data_files`, `maintenance` and `record_wal` are the
+//! pieces the log and trace stores share (they reuse the TSDB's WAL).
 
+pub(crate) mod clock;
+pub(crate) mod data_files;
 pub(crate) mod dir_lock;
+pub(crate) mod maintenance;
 pub mod memory;
+pub(crate) mod record_wal;
 pub mod tsdb;
 
 use std::collections::BTreeMap;

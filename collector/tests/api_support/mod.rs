@@ -6,6 +6,7 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -130,6 +131,64 @@ impl Collector {
 }
 
 impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A collector on a given data directory (for restarts), logging to `log`
+/// (appended, so a failure shows every run).
+pub struct Running {
+    child: Child,
+    pub http: SocketAddr,
+    pub otlp_http: SocketAddr,
+}
+
+impl Running {
+    pub fn start(data: &Path, log: &Path) -> Running {
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let (http, otlp_http) = (addr(free_port()), addr(free_port()));
+        let child = Command::new(binary())
+            .args(["--data-dir", data.to_str().unwrap()])
+            .args(["--http-listen", &http.to_string()])
+            .args(["--otlp-http-listen", &otlp_http.to_string()])
+            .args(["--grpc-listen", &addr(free_port()).to_string()])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !request(http, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Running {
+            child,
+            http,
+            otlp_http,
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -148,6 +148,7 @@ pub fn once(dir: &TempDir, corpus: &Corpus, r: usize) -> Result<Measured> {
     cmd.args(["--listen", &format!("127.0.0.1:{agent_port}")])
         .args(["--probes", "none", "--log-level", "warn", "--spans", "off"])
         .args(["--collector", &format!("http://127.0.0.1:{grpc_port}")])
+        .arg("--collector-insecure")
         .arg("--buffer-dir")
         .arg(run.join("buffer"))
         .arg("--log-dir")

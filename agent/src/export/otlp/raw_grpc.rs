@@ -40,13 +40,23 @@ pub fn zstd_frame(payload: &[u8]) -> std::io::Result<Bytes> {
     Ok(frame.freeze())
 }
 
-/// Sends `frame` (from [`zstd_frame`]) to `path`; returns the reply message's bytes.
-pub async fn unary(channel: &Channel, path: &'static str, frame: Bytes) -> Result<Bytes, Status> {
+/// Sends `frame` (from [`zstd_frame`]) to `path` with `authorization` (the bearer token)
+/// if given; returns the reply message's bytes.
+pub async fn unary(
+    channel: &Channel,
+    path: &'static str,
+    frame: Bytes,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<Bytes, Status> {
     let mut channel = channel.clone();
     std::future::poll_fn(|cx| channel.poll_ready(cx))
         .await
         .map_err(|e| Status::unavailable(format!("collector not ready: {e}")))?;
-    let request = http::Request::builder()
+    let mut request = http::Request::builder();
+    if let Some(a) = authorization {
+        request = request.header(http::header::AUTHORIZATION, a.clone());
+    }
+    let request = request
         .method(http::Method::POST)
         .uri(http::Uri::from_static(path))
         .header(http::header::CONTENT_TYPE, "application/grpc")
@@ -55,10 +65,17 @@ pub async fn unary(channel: &Channel, path: &'static str, frame: Bytes) -> Resul
         // No grpc-accept-encoding: the (tiny) reply comes back uncompressed.
         .body(tonic::body::Body::new(Full::new(frame)))
         .map_err(|e| Status::internal(format!("building the request: {e}")))?;
-    let response = channel
-        .call(request)
-        .await
-        .map_err(|e| Status::unavailable(format!("request failed: {e}")))?;
+    let response = channel.call(request).await.map_err(|e| {
+        // tonic's text is "transport error"; the cause (an untrusted certificate, a
+        // refused connection) is in the chain.
+        let mut text = format!("request failed: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        Status::unavailable(text)
+    })?;
     let (head, body) = response.into_parts();
     // A refusal may come "trailers-only", in the headers.
     if let Some(status) = Status::from_header_map(&head.headers)

@@ -17,9 +17,18 @@
 //!
 //! Retryable codes follow the OTLP specification (Cancelled, DeadlineExceeded,
 //! ResourceExhausted, Aborted, OutOfRange, Unavailable, DataLoss), plus Unknown and
-//! Internal, which tonic also reports for broken connections. Every other code
-//! (InvalidArgument, Unauthenticated, ...) means this batch can never succeed: it
-//! is dropped, counted (`reason="rejected"`) and logged.
+//! Internal, which tonic also reports for broken connections. Unauthenticated and
+//! PermissionDenied are not about the batch but about the agent's credentials (a wrong
+//! `--collector-token-file`, a client certificate the collector does not accept): every
+//! batch would fail alike, so nothing is dropped; the batches stay on disk and are retried
+//! at the longest backoff until the operator fixes the configuration (logged once, as an
+//! error, with the collector's reason). Every other code (InvalidArgument, ...) means this
+//! batch can never succeed: it is dropped, counted (`reason="rejected"`) and logged.
+//!
+//! Connections: https:// is TLS with the CA, client certificate and bearer token of the
+//! configuration ([`CollectorConn`]); a failed connection is logged with its cause from the
+//! error chain (an untrusted certificate, a refused handshake), not tonic's bare
+//! "transport error".
 
 use std::{
     marker::PhantomData,
@@ -42,10 +51,13 @@ use tokio::{sync::Notify, task::JoinSet};
 use tonic::{
     Code, Status,
     codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    codegen::http::uri::PathAndQuery,
+    codegen::http::{HeaderValue, uri::PathAndQuery},
+    metadata::MetadataValue,
     transport::Channel,
 };
 use tracing::{debug, error, info, warn};
+
+use crate::config::CollectorConn;
 
 use super::{
     buffer::{Buffer, Kind, Pending},
@@ -70,18 +82,37 @@ pub struct Client {
     kind: Kind,
     /// Set once the collector has said it cannot decompress zstd.
     zstd_refused: Arc<AtomicBool>,
+    /// `Bearer <token>` for the `authorization` header, when configured.
+    authorization: Option<HeaderValue>,
+    /// https://: failures get the TLS hints of [`describe`].
+    tls: bool,
 }
 
-pub fn client(url: &str, kind: Kind) -> Result<Client, String> {
-    let endpoint = Channel::from_shared(url.to_string())
+/// The one place every queue's connection is built: TLS and token from `collector`.
+pub fn client(collector: &CollectorConn, kind: Kind) -> Result<Client, String> {
+    let url = &collector.url;
+    let endpoint = collector
+        .endpoint()
         .map_err(|e| format!("--collector {url}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(REQUEST_TIMEOUT)
         .tcp_keepalive(Some(Duration::from_secs(60)));
+    let authorization = match &collector.authorization {
+        Some(a) => {
+            let mut v =
+                HeaderValue::from_str(a).map_err(|e| format!("--collector-token-file: {e}"))?;
+            // Kept out of HPACK's dynamic table and debug output.
+            v.set_sensitive(true);
+            Some(v)
+        }
+        None => None,
+    };
     Ok(Client {
         channel: endpoint.connect_lazy(),
         kind,
         zstd_refused: Arc::new(AtomicBool::new(false)),
+        authorization,
+        tls: collector.tls.is_some(),
     })
 }
 
@@ -101,7 +132,8 @@ impl Client {
 
     /// Sends a log batch framed by [`raw_grpc::zstd_frame`].
     async fn export_zstd(&self, frame: Bytes) -> Result<(i64, String), Status> {
-        let reply = raw_grpc::unary(&self.channel, LOGS_PATH, frame).await?;
+        let reply =
+            raw_grpc::unary(&self.channel, LOGS_PATH, frame, self.authorization.as_ref()).await?;
         let r = ExportLogsServiceResponse::decode(reply)
             .map_err(|e| Status::internal(format!("undecodable reply: {e}")))?;
         Ok(r.partial_success.map_or((0, String::new()), |p| {
@@ -127,7 +159,14 @@ impl Client {
         grpc.ready()
             .await
             .map_err(|e| Status::unavailable(format!("collector not ready: {e}")))?;
-        let request = tonic::Request::new(payload);
+        let mut request = tonic::Request::new(payload);
+        if let Some(a) = &self.authorization {
+            request.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(a.as_bytes())
+                    .map_err(|e| Status::internal(format!("the token as gRPC metadata: {e}")))?,
+            );
+        }
         match self.kind {
             Kind::Metrics => {
                 let path = PathAndQuery::from_static(
@@ -237,6 +276,56 @@ impl<R: prost::Message + Default> Decoder for MessageDecoder<R> {
         let r = R::decode(src.copy_to_bytes(src.remaining()))
             .map_err(|e| Status::internal(format!("undecodable reply: {e}")))?;
         Ok(Some(r))
+    }
+}
+
+/// The collector refused the agent's credentials (token, client certificate): not the
+/// batch's fault, so it is kept and retried, never dropped.
+pub fn is_credentials_refused(code: Code) -> bool {
+    matches!(code, Code::Unauthenticated | Code::PermissionDenied)
+}
+
+/// The status's message with the causes behind it (tonic says "transport error" and keeps
+/// "invalid peer certificate: UnknownIssuer" in the chain), plus what to check; `tls`: the
+/// connection is https://.
+pub fn describe(status: &Status, tls: bool) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = if text.is_empty() {
+                s_text
+            } else {
+                format!("{text}: {s_text}")
+            };
+        }
+        source = s.source();
+    }
+    let hint = if status.code() == Code::Unauthenticated {
+        Some(
+            "the collector refused the token: check --collector-token-file against the collector's --auth-token-file",
+        )
+    } else if status.code() == Code::PermissionDenied {
+        Some("the collector refused this agent's credentials")
+    } else if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
+        Some("the collector's certificate is not trusted: check --collector-ca-file")
+    } else if text.contains("CertificateRequired") || text.contains("received fatal alert") {
+        Some(
+            "the collector refused the TLS handshake: it may want a client certificate it trusts (--collector-cert-file, --collector-key-file)",
+        )
+    } else if tls && text.contains("connection closed") {
+        // TLS 1.3 finishes the client's side of the handshake before the server checks
+        // the client certificate; its refusal reaches us as a closed connection.
+        Some(
+            "the collector closed the connection; with mutual TLS this is how a refused client certificate shows: check that --collector-cert-file is signed by the collector's --tls-client-ca-file (the collector logs and counts the reason)",
+        )
+    } else {
+        None
+    };
+    match hint {
+        Some(h) => format!("{h} ({text})"),
+        None => text,
     }
 }
 
@@ -385,19 +474,28 @@ async fn send_until_done(
                 return;
             }
             Err(status) if client.fall_back_from(&status) => {}
-            Err(status) if is_retryable(status.code()) => {
+            Err(status) if is_retryable(status.code()) || is_credentials_refused(status.code()) => {
                 stats.failed_request(status.code());
-                let wait = backoff.next_wait();
+                let refused = is_credentials_refused(status.code());
+                // A configuration error does not heal by itself: retry at the longest step.
+                let wait = if refused {
+                    MAX_BACKOFF
+                } else {
+                    backoff.next_wait()
+                };
                 let first = {
                     let mut f = failing_since();
                     let first = f.is_none();
                     f.get_or_insert_with(Instant::now);
                     first
                 };
-                if first {
-                    warn!(code = ?status.code(), what, "export to the collector failed, keeping batches on disk and retrying: {}", status.message());
+                let why = describe(&status, client.tls);
+                if first && refused {
+                    error!(code = ?status.code(), what, "export to the collector refused (unauthenticated), keeping batches on disk and retrying every {MAX_BACKOFF:?}: {why}");
+                } else if first {
+                    warn!(code = ?status.code(), what, "export to the collector failed, keeping batches on disk and retrying: {why}");
                 } else {
-                    debug!(code = ?status.code(), ?wait, what, "export retry failed: {}", status.message());
+                    debug!(code = ?status.code(), ?wait, what, "export retry failed: {why}");
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -408,7 +506,7 @@ async fn send_until_done(
                     count = points,
                     what,
                     "collector refused a batch for good; dropped: {}",
-                    status.message()
+                    describe(&status, client.tls)
                 );
                 with_buffer(&buffer, move |b| b.reject(seq, DropReason::Rejected)).await;
                 return;
@@ -473,12 +571,37 @@ mod tests {
         ] {
             assert!(!is_retryable(code), "{code:?}");
         }
+        // Refused credentials keep the batches (retried), unlike a refused batch.
+        assert!(is_credentials_refused(Code::Unauthenticated));
+        assert!(is_credentials_refused(Code::PermissionDenied));
+        assert!(!is_credentials_refused(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn descriptions_say_why() {
+        let s =
+            Status::unauthenticated("the bearer token is not the collector's --auth-token-file");
+        let d = describe(&s, true);
+        assert!(
+            d.contains("--collector-token-file") && d.contains("bearer token"),
+            "{d}"
+        );
+        let s = Status::unavailable("transport error: invalid peer certificate: UnknownIssuer");
+        assert!(describe(&s, true).contains("not trusted"));
+        let s = Status::unavailable("transport error: connection closed");
+        assert!(describe(&s, true).contains("--collector-cert-file"));
+        assert!(!describe(&s, false).contains("--collector-cert-file"));
     }
 
     #[test]
     fn bad_urls_name_the_flag() {
+        let conn = CollectorConn {
+            url: "not a url".into(),
+            tls: None,
+            authorization: None,
+        };
         assert!(
-            client("not a url", Kind::Logs)
+            client(&conn, Kind::Logs)
                 .unwrap_err()
                 .starts_with("--collector")
         );

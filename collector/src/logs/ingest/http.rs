@@ -13,14 +13,13 @@ use axum::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use prost::Message;
 
 use super::{LogIngester, loki_json, loki_proto, otlp, otlp_json};
 use crate::ingest::{
     IngestError,
     http::{
-        Encoding, content_type, header_str, otlp_encoding, read_body, read_decoded_body,
-        status_response, unsnappy,
+        OtlpSignal, empty_response_json, header_str, otlp_export, read_body, read_decoded_body,
+        unsnappy,
     },
 };
 
@@ -102,51 +101,23 @@ async fn push(ing: &LogIngester, headers: &HeaderMap, body: Body) -> Result<(), 
     Ok(())
 }
 
+const OTLP_LOGS: OtlpSignal<ExportLogsServiceRequest, ExportLogsServiceResponse> = OtlpSignal {
+    request_name: "ExportLogsServiceRequest",
+    decode_json: otlp_json::decode,
+    // Every record is stored or the request refused: no partial success.
+    response_json: empty_response_json,
+};
+
 async fn otlp_logs(State(ing): State<LogIngester>, headers: HeaderMap, body: Body) -> Response {
-    let enc = match otlp_encoding(&headers) {
-        Ok(enc) => enc,
-        Err(e) => {
-            ing.count_refusal(PROTOCOL_OTLP, &e);
-            return status_response(Encoding::Protobuf, &e);
-        }
-    };
-    let result = async {
-        let raw = read_decoded_body(&headers, body, ing.max_request_bytes).await?;
-        let req = match enc {
-            Encoding::Protobuf => {
-                ExportLogsServiceRequest::decode(raw.as_slice()).map_err(|e| {
-                    IngestError::bad_request(
-                        "malformed",
-                        format!("protobuf ExportLogsServiceRequest: {e}"),
-                    )
-                })?
-            }
-            Encoding::Json => {
-                otlp_json::decode(&raw).map_err(|e| IngestError::bad_request("malformed", e))?
-            }
-        };
-        export(&ing, PROTOCOL_OTLP, req).await
-    }
-    .await;
-    match result {
-        Ok(resp) => {
-            let body = match enc {
-                Encoding::Protobuf => resp.encode_to_vec(),
-                // Every record is stored or the request refused: no partial success.
-                Encoding::Json => b"{}".to_vec(),
-            };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, content_type(enc))],
-                body,
-            )
-                .into_response()
-        }
-        Err(e) => {
-            ing.count_refusal(PROTOCOL_OTLP, &e);
-            status_response(enc, &e)
-        }
-    }
+    otlp_export(
+        &OTLP_LOGS,
+        &headers,
+        body,
+        ing.max_request_bytes,
+        async |req| export(&ing, PROTOCOL_OTLP, req).await,
+        |e| ing.count_refusal(PROTOCOL_OTLP, e),
+    )
+    .await
 }
 
 /// Maps and commits an OTLP logs request; shared with gRPC.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use crate::{
-    ingest::IngestError,
+    ingest::{IngestError, append_blocking},
     logs::{
         model::StreamEntries,
         store::{LogAppendStats, LogStore},
@@ -59,20 +59,7 @@ impl LogIngester {
             return Ok(LogAppendStats::default());
         }
         let store = self.store.clone();
-        let stats = tokio::task::spawn_blocking(move || store.append(streams))
-            .await
-            .map_err(|e| IngestError {
-                status: 500,
-                reason: "storage_error",
-                message: format!("log write task failed: {e}"),
-                samples: n,
-            })?
-            .map_err(|e| IngestError {
-                status: e.http_status(),
-                reason: e.reason(),
-                message: e.to_string(),
-                samples: n,
-            })?;
+        let stats = append_blocking("log", n, move || store.append(streams)).await?;
         self.metrics
             .accepted(protocol, stats.entries, stats.bytes, stats.duplicates);
         Ok(stats)
@@ -80,11 +67,6 @@ impl LogIngester {
 
     /// Counts a refused request (its entries, or one if they are unknown).
     pub fn count_refusal(&self, protocol: &'static str, e: &IngestError) {
-        self.metrics.refused(protocol, e.reason, e.samples);
-        if e.status >= 500 {
-            tracing::error!(protocol, error = %e.message, "log write failed");
-        } else {
-            tracing::debug!(protocol, error = %e.message, "log write refused");
-        }
+        self.metrics.writes.refused(protocol, e);
     }
 }

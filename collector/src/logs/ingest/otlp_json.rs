@@ -4,15 +4,13 @@
 //! integers as numbers or strings, enums as integers or names. `traceId` and
 //! `spanId` are hex strings, as the OTLP JSON encoding says (not base64).
 
+use crate::ingest::otlp_json::{
+    Obj, any_value, attributes, dropped_attributes_count, enum_field, get, hex_field, list,
+    request, resource, string, u32_field, u64_field,
+};
 use opentelemetry_proto::tonic::{
     collector::logs::v1::ExportLogsServiceRequest,
     logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
-};
-use serde_json::Value;
-
-use crate::ingest::otlp_json::{
-    Obj, any_value, as_obj, enum_field, get, key_value, list, resource, string, u32_field,
-    u64_field,
 };
 
 /// `SeverityNumber` names, index = value.
@@ -47,16 +45,8 @@ const SEVERITY: [&str; 25] = [
 /// Parses an OTLP JSON logs export request; errors name the field's path,
 /// e.g. `resourceLogs[0].scopeLogs[0].logRecords[3].timeUnixNano`.
 pub fn decode(body: &[u8]) -> Result<ExportLogsServiceRequest, String> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let root = as_obj(&root, "request")?;
     Ok(ExportLogsServiceRequest {
-        resource_logs: list(
-            root,
-            "resourceLogs",
-            "resource_logs",
-            "resourceLogs",
-            resource_logs,
-        )?,
+        resource_logs: request(body, "resourceLogs", "resource_logs", resource_logs)?,
     })
 }
 
@@ -104,45 +94,13 @@ fn log_record(o: &Obj, path: &str) -> Result<LogRecord, String> {
         severity_number: enum_field(o, "severityNumber", "severity_number", path, &SEVERITY)?,
         severity_text: string(o, "severityText", "severity_text", path)?,
         body,
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        attributes: attributes(o, path)?,
+        dropped_attributes_count: dropped_attributes_count(o, path)?,
         flags: u32_field(o, "flags", "flags", path)?,
         trace_id: hex_field(o, "traceId", "trace_id", path, 16)?,
         span_id: hex_field(o, "spanId", "span_id", path, 8)?,
         event_name: string(o, "eventName", "event_name", path)?,
     })
-}
-
-/// A hex-encoded id of `len` bytes; empty when absent or "". Shared with the trace path.
-pub(crate) fn hex_field(
-    o: &Obj,
-    camel: &str,
-    snake: &str,
-    path: &str,
-    len: usize,
-) -> Result<Vec<u8>, String> {
-    let s = string(o, camel, snake, path)?;
-    if s.is_empty() {
-        return Ok(Vec::new());
-    }
-    let bad = || format!("{path}.{camel}: want {} hex digits, got {s:?}", len * 2);
-    if s.len() != len * 2 || !s.is_ascii() {
-        return Err(bad());
-    }
-    (0..len)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad()))
-        .collect()
 }
 
 #[cfg(test)]

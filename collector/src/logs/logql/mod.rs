@@ -27,7 +27,7 @@ mod range_agg;
 mod tail;
 mod template;
 mod template_funcs;
-mod units;
+pub(crate) mod units;
 
 use std::collections::HashMap;
 use std::time::Instant;

@@ -17,10 +17,52 @@ const NS_PER_UNIT: &[(&str, f64)] = &[
     ("y", 365.0 * 86400e9),
 ];
 
+/// Go's own units (`time.ParseDuration`): no `d`, `w` or `y`.
+pub(crate) const GO_UNITS: &[(&str, f64)] = NS_PER_UNIT.split_at(8).0;
+
+/// Why [`sum_duration_ns`] refused a duration.
+pub(crate) enum DurationError<'a> {
+    /// A number is missing or malformed.
+    Number,
+    /// A number has no unit.
+    MissingUnit,
+    UnknownUnit(&'a str),
+}
+
+/// Go's duration syntax without a sign: one or more decimal numbers each
+/// with a unit from `units` (name, nanoseconds), e.g. `1m30s`. The total in
+/// nanoseconds, not range-checked; shared with Jaeger's query parameters.
+pub(crate) fn sum_duration_ns<'a>(
+    s: &'a str,
+    units: &[(&str, f64)],
+) -> Result<f64, DurationError<'a>> {
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().map_err(|_| DurationError::Number)?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let per = match units.iter().find(|(u, _)| *u == unit) {
+            Some((_, per)) => *per,
+            None if unit.is_empty() => return Err(DurationError::MissingUnit),
+            None => return Err(DurationError::UnknownUnit(unit)),
+        };
+        total += value * per;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
 /// Parses a duration to nanoseconds; `None` if it is not one. A leading sign
 /// is accepted (Go accepts it for label values like `-5s`).
 pub(crate) fn parse_duration_ns(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first() {
+    let (neg, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
@@ -31,25 +73,7 @@ pub(crate) fn parse_duration_ns(s: &str) -> Option<i64> {
     if rest.is_empty() {
         return None;
     }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let per = NS_PER_UNIT.iter().find(|(u, _)| *u == unit)?.1;
-        total += value * per;
-        rest = &rest[unit_len..];
-    }
+    let total = sum_duration_ns(rest, NS_PER_UNIT).ok()?;
     if !total.is_finite() || total > i64::MAX as f64 {
         return None;
     }

@@ -10,7 +10,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
 use tokio::sync::broadcast;
@@ -25,7 +25,13 @@ use super::{
 };
 use crate::{
     logs::model::{LogEntry, StreamEntries},
-    store::tsdb::wal::{Wal, fsync_dir, list_segments, segment_path},
+    store::{
+        clock::{dur_ns, now_ns},
+        data_files,
+        maintenance::Maintained,
+        record_wal,
+        tsdb::wal::{Wal, list_segments, segment_path},
+    },
 };
 
 pub struct Inner {
@@ -47,7 +53,7 @@ pub struct Inner {
     _lock: fs::File,
 }
 
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -60,16 +66,6 @@ impl Inner {
     pub fn write(&self) -> RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn dur_ns(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// What recovery found, for the startup log line.
@@ -93,28 +89,16 @@ impl Inner {
         wake: mpsc::SyncSender<()>,
     ) -> io::Result<Inner> {
         let started = Instant::now();
-        let chunks_dir = dir.join("chunks");
-        let wal_dir = dir.join("wal");
-        fs::create_dir_all(&chunks_dir)?;
-        fs::create_dir_all(&wal_dir)?;
-        let dir_lock = crate::store::dir_lock::lock_dir(dir, "log directory")?;
+        let data_files::StoreDirs {
+            data: chunks_dir,
+            wal: wal_dir,
+            lock: dir_lock,
+        } = data_files::open_dirs(dir, "chunks", "log directory")?;
         let mut ix = Index::default();
         let mut rec = Recovery::default();
 
         // Chunk files: only their indexes are read.
-        let mut names: Vec<(u64, PathBuf)> = Vec::new();
-        for e in fs::read_dir(&chunks_dir)? {
-            let e = e?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".tmp") {
-                // A cut that crashed before its rename; its data is still in the WAL.
-                fs::remove_file(e.path())?;
-            } else if let Some(seq) = chunk_file::parse_name(name) {
-                names.push((seq, e.path()));
-            }
-        }
-        names.sort();
+        let names = data_files::list(&chunks_dir, chunk_file::parse_name)?;
         let next_file_seq = names.last().map_or(1, |(s, _)| s + 1);
         for (seq, path) in names {
             match ChunkFile::open(&path, seq) {
@@ -123,12 +107,8 @@ impl Inner {
                     register_file(&mut ix, Arc::new(file), &streams, None);
                 }
                 Err(e) => {
-                    // Kept (renamed) for inspection, never read again.
                     rec.corrupt_files += 1;
-                    let aside = path.with_extension(format!("{}.corrupt", chunk_file::EXT));
-                    tracing::error!(file = %path.display(), error = %e,
-                        "unreadable log chunk file skipped; renamed to {}", aside.display());
-                    fs::rename(&path, &aside)?;
+                    data_files::set_aside(&path, chunk_file::EXT, "log chunk file", &e)?;
                 }
             }
         }
@@ -145,7 +125,7 @@ impl Inner {
             let path = segment_path(&wal_dir, seg);
             let mut seg_max = i64::MIN;
             let mut seg_min: Option<u64> = None;
-            let read = wal_record::read_segment(&path, |r| {
+            let torn = record_wal::replay_segment(&path, "log", wal_record::decode_record, |r| {
                 let Record::Batch { lsn, streams } = r else {
                     return;
                 };
@@ -156,15 +136,7 @@ impl Inner {
                 replay_batch(&mut ix, &mut rec, lsn, streams, horizon, now);
             })?;
             rec.segments += 1;
-            if let Some(why) = &read.torn {
-                rec.torn += 1;
-                tracing::warn!(segment = %path.display(), reason = %why, valid_bytes = read.valid_len,
-                    "log WAL segment has a torn or corrupt tail; truncating it there");
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)?
-                    .set_len(read.valid_len)?;
-            }
+            rec.torn += usize::from(torn);
             existing.insert(seg, seg_max);
             ix.seg_first_lsn.push_back(seg_min.unwrap_or(next_lsn));
         }
@@ -451,12 +423,18 @@ impl Inner {
     }
 
     pub fn remove_file_now(&self, path: &Path) -> io::Result<()> {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        fsync_dir(&self.chunks_dir)
+        data_files::remove_durably(&self.chunks_dir, path)
+    }
+}
+
+impl Maintained for Inner {
+    fn cut_due(&self) -> io::Result<()> {
+        self.cut(false)
+    }
+
+    fn retention(&self) -> io::Result<()> {
+        self.expire_active();
+        self.apply_retention().map(drop)
     }
 }
 

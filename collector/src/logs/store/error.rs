@@ -31,8 +31,8 @@ pub enum LogAppendError {
     Io(#[from] std::io::Error),
 }
 
-impl LogAppendError {
-    pub fn http_status(&self) -> u16 {
+impl crate::ingest::AppendRefusal for LogAppendError {
+    fn http_status(&self) -> u16 {
         match self {
             LogAppendError::TooManyStreams { .. } => 429,
             LogAppendError::Io(_) => 500,
@@ -41,7 +41,7 @@ impl LogAppendError {
     }
 
     /// A short, stable reason for the `reason` label of the rejected-entries counter.
-    pub fn reason(&self) -> &'static str {
+    fn reason(&self) -> &'static str {
         match self {
             LogAppendError::EmptyLabels => "empty_labels",
             LogAppendError::InvalidLabelName(_) => "invalid_label_name",

@@ -28,17 +28,12 @@ mod options;
 mod retention;
 mod scan;
 mod validate;
-pub(crate) mod wal_record;
+mod wal_record;
 
 #[cfg(test)]
 mod tests;
 
-use std::{
-    ops::ControlFlow,
-    path::Path,
-    sync::{Arc, mpsc},
-    thread::JoinHandle,
-};
+use std::{ops::ControlFlow, path::Path, sync::Arc};
 
 pub use error::{LogAppendError, LogAppendStats, LogStoreStats};
 pub use options::{LogStoreOptions, Tuning};
@@ -46,13 +41,14 @@ pub use options::{LogStoreOptions, Tuning};
 use crate::{
     logs::model::{Direction, LogEntry, LogReadError, LogSource, StreamEntries, StreamRef},
     model::Matcher,
+    store::maintenance::{self, Maintenance},
 };
 
 pub struct LogStore {
+    // Held to be dropped (appends wake the thread through `inner`), and
+    // first: dropping it stops and joins the thread before `inner` goes.
+    _maintenance: Maintenance,
     inner: Arc<db::Inner>,
-    stop: Option<mpsc::SyncSender<()>>,
-    worker: Option<JoinHandle<()>>,
-    stop_flag: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LogStore {
@@ -73,50 +69,13 @@ impl LogStore {
             ));
         }
         let interval = tuning.maintenance_interval;
-        // Capacity 1: wake-ups coalesce.
-        let (wake, rx) = mpsc::sync_channel::<()>(1);
+        // Appends wake the thread themselves (through `Inner`) when a head is full.
+        let (wake, rx) = maintenance::channel();
         let inner = Arc::new(db::Inner::open(dir, opts, tuning, wake.clone())?);
-        let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (stop, worker) = match interval {
-            None => (None, None),
-            Some(every) => {
-                let weak = Arc::downgrade(&inner);
-                let flag = stop_flag.clone();
-                let worker = std::thread::Builder::new()
-                    .name("logstore-maintenance".into())
-                    .spawn(move || {
-                        let mut last_retention = std::time::Instant::now();
-                        loop {
-                            let woke = match rx.recv_timeout(every) {
-                                Ok(()) => true,
-                                Err(mpsc::RecvTimeoutError::Timeout) => false,
-                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                            };
-                            if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                                break;
-                            }
-                            let Some(inner) = weak.upgrade() else { break };
-                            if let Err(e) = inner.cut(false) {
-                                tracing::error!(error = %e, "log store cut failed; will retry");
-                            }
-                            // Retention at most once per interval, not on every wake-up.
-                            if !woke || last_retention.elapsed() >= every {
-                                last_retention = std::time::Instant::now();
-                                inner.expire_active();
-                                if let Err(e) = inner.apply_retention() {
-                                    tracing::error!(error = %e, "log retention failed; will retry");
-                                }
-                            }
-                        }
-                    })?;
-                (Some(wake), Some(worker))
-            }
-        };
+        let maintenance = Maintenance::start(&inner, "log", interval, (wake, rx))?;
         Ok(LogStore {
+            _maintenance: maintenance,
             inner,
-            stop,
-            worker,
-            stop_flag,
         })
     }
 
@@ -161,20 +120,6 @@ impl LogStore {
     /// Chunk files skipped at open because they could not be read.
     pub fn corrupt_files(&self) -> u64 {
         self.inner.corrupt_files
-    }
-}
-
-impl Drop for LogStore {
-    fn drop(&mut self) {
-        self.stop_flag
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(s) = self.stop.take() {
-            // Wakes the thread if it is waiting; it then sees the flag.
-            let _ = s.try_send(());
-        }
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
     }
 }
 

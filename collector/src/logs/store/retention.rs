@@ -4,14 +4,14 @@
 
 use std::io;
 
-use super::db::{Inner, now_ns};
+use super::db::Inner;
+use crate::store::clock::{dur_ns, now_ns};
 
 impl Inner {
     /// Deletes expired chunk files and, over the size limit, the oldest ones.
     /// Returns how many files were deleted.
     pub fn apply_retention(&self) -> io::Result<usize> {
-        let horizon = now_ns()
-            .saturating_sub(i64::try_from(self.opts.retention_time.as_nanos()).unwrap_or(i64::MAX));
+        let horizon = now_ns().saturating_sub(dur_ns(self.opts.retention_time));
         let victims: Vec<u64> = {
             let ix = self.read();
             let mut files: Vec<(i64, u64, u64)> = ix

@@ -1,6 +1,7 @@
 use std::{ops::ControlFlow, path::Path, time::Duration};
 
-use super::{LogAppendError, LogStore, LogStoreOptions, Tuning, db::now_ns};
+use super::{LogAppendError, LogStore, LogStoreOptions, Tuning};
+use crate::{ingest::AppendRefusal, store::clock::now_ns};
 use crate::{
     logs::model::{Direction, LogEntry, LogSource, StreamEntries, StreamRef},
     model::{Labels, MatchOp, Matcher},

@@ -1,14 +1,16 @@
-//! The log WAL's record payloads (framing, group commit and segments are the
-//! metric TSDB's [`Wal`](crate::store::tsdb::wal::Wal)), and a frame reader:
-//! the TSDB's `read_segment` decodes metric records, so log segments are read
-//! frame by frame here with the same framing (u32 length, u32 CRC32, payload).
+//! The log WAL's record payloads. Framing, group commit and segments are the
+//! metric TSDB's [`Wal`](crate::store::tsdb::wal::Wal); segments are read
+//! back with [`record_wal`](crate::store::record_wal).
 
-use std::{fs, io, path::Path};
+use std::io;
 
 use crate::{
     logs::model::{LogEntry, StreamEntries},
     model::Labels,
-    store::tsdb::encoding::{DResult, Reader, put_str, put_uvarint, put_varint},
+    store::{
+        record_wal,
+        tsdb::encoding::{DResult, Reader, put_str, put_uvarint, put_varint},
+    },
 };
 
 /// First record of every segment: format version only.
@@ -22,8 +24,6 @@ pub const VERSION: u8 = 1;
 const COMPRESS_MIN: usize = 512;
 /// Largest decompressed body accepted on replay (guards against garbage).
 const MAX_BODY: usize = 1 << 31;
-const FRAME: usize = 8;
-const MAX_RECORD: usize = 1 << 30;
 
 thread_local! {
     /// One zstd context per appending thread: creating one per record costs
@@ -117,10 +117,7 @@ pub fn decode_record(payload: &[u8]) -> DResult<Record> {
     let mut r = Reader::new(payload);
     match r.u8()? {
         REC_HEADER => {
-            let v = r.u8()?;
-            if v != VERSION {
-                return r.err(format!("unsupported log WAL version {v}"));
-            }
+            record_wal::check_version(&mut r, VERSION, "log")?;
             Ok(Record::Header)
         }
         REC_BATCH_RAW => {
@@ -181,69 +178,4 @@ fn decode_body(body: &[u8]) -> DResult<Vec<StreamEntries>> {
         return r.err("trailing bytes in log WAL record");
     }
     Ok(streams)
-}
-
-/// What reading one segment found.
-pub struct SegmentRead {
-    /// Byte length of the valid prefix.
-    pub valid_len: u64,
-    /// Why reading stopped early (torn or corrupt tail), if it did.
-    pub torn: Option<String>,
-}
-
-/// Passes every complete, checksum-valid, decodable record to `apply`, one
-/// at a time (a segment's decoded records would not fit in memory at once);
-/// stops at the first bad one.
-pub fn read_segment(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<SegmentRead> {
-    read_frames(path, |payload| {
-        decode_record(payload)
-            .map(&mut apply)
-            .map_err(|e| e.to_string())
-    })
-}
-
-/// The WAL framing reader, for any record kind (the trace store's WAL uses
-/// it too): passes each complete, checksum-valid payload to `apply` and
-/// stops at the first short or failing frame, or where `apply` says the
-/// payload does not decode.
-pub fn read_frames(
-    path: &Path,
-    mut apply: impl FnMut(&[u8]) -> Result<(), String>,
-) -> io::Result<SegmentRead> {
-    let data = fs::read(path)?;
-    let mut pos = 0usize;
-    let mut torn = None;
-    while pos < data.len() {
-        let rest = &data[pos..];
-        if rest.len() < FRAME {
-            torn = Some(format!(
-                "{} trailing bytes shorter than a record header",
-                rest.len()
-            ));
-            break;
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if len == 0 || len > MAX_RECORD || rest.len() - FRAME < len {
-            torn = Some(format!(
-                "record at byte {pos} has length {len}, {} bytes remain",
-                rest.len() - FRAME
-            ));
-            break;
-        }
-        let payload = &rest[FRAME..FRAME + len];
-        if crc32fast::hash(payload) != crc {
-            torn = Some(format!("record at byte {pos} fails its checksum"));
-            break;
-        }
-        if let Err(e) = apply(payload) {
-            torn = Some(format!("record at byte {pos} does not decode: {e}"));
-            break;
-        }
-        pos += FRAME + len;
-    }
-    Ok(SegmentRead {
-        valid_len: pos as u64,
-        torn,
-    })
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::error::ApiError;
+use crate::logs::logql::units::{DurationError, GO_UNITS, sum_duration_ns};
 
 /// Repeated keys kept (Jaeger takes `traceID` and `tag` more than once).
 pub struct Params(HashMap<String, Vec<String>>);
@@ -63,36 +64,13 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
     if t == "0" {
         return Ok(0);
     }
-    let mut rest = t;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?} (want e.g. 100ms, 1.2s, 1m)"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => {
-                return Err(format!(
-                    "missing unit in duration {s:?} (want e.g. 100ms, 1.2s)"
-                ));
-            }
-            u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += num * scale;
-    }
+    let total = sum_duration_ns(t, GO_UNITS).map_err(|e| match e {
+        DurationError::Number => format!("invalid duration {s:?} (want e.g. 100ms, 1.2s, 1m)"),
+        DurationError::MissingUnit => {
+            format!("missing unit in duration {s:?} (want e.g. 100ms, 1.2s)")
+        }
+        DurationError::UnknownUnit(u) => format!("unknown unit {u:?} in duration {s:?}"),
+    })?;
     if !total.is_finite() || total > u64::MAX as f64 {
         return Err(format!("duration {s:?} is out of range"));
     }

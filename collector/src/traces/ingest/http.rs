@@ -2,21 +2,14 @@
 //! response and error bodies (`google.rpc.Status` in the request's encoding).
 
 use axum::{
-    Router,
-    body::Body,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::post,
+    Router, body::Body, extract::State, http::HeaderMap, response::Response, routing::post,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use super::{TraceIngester, otlp_json};
-use crate::ingest::{
-    IngestError,
-    http::{Encoding, content_type, otlp_encoding, read_decoded_body, status_response},
-};
+use crate::ingest::http::{OtlpSignal, empty_response_json, otlp_export};
 
 const PROTOCOL: &str = "otlp_http";
 
@@ -27,48 +20,21 @@ pub fn routes(ingester: TraceIngester) -> Router {
         .with_state(ingester)
 }
 
+const OTLP_TRACES: OtlpSignal<ExportTraceServiceRequest, ExportTraceServiceResponse> = OtlpSignal {
+    request_name: "ExportTraceServiceRequest",
+    decode_json: otlp_json::decode,
+    // Every span is stored or the request refused: no partial success.
+    response_json: empty_response_json,
+};
+
 async fn otlp_traces(State(ing): State<TraceIngester>, headers: HeaderMap, body: Body) -> Response {
-    let enc = match otlp_encoding(&headers) {
-        Ok(enc) => enc,
-        Err(e) => {
-            ing.count_refusal(PROTOCOL, &e);
-            return status_response(Encoding::Protobuf, &e);
-        }
-    };
-    let result = async {
-        let raw = read_decoded_body(&headers, body, ing.max_request_bytes).await?;
-        let req = match enc {
-            Encoding::Protobuf => {
-                ExportTraceServiceRequest::decode(raw.as_slice()).map_err(|e| {
-                    IngestError::bad_request(
-                        "malformed",
-                        format!("protobuf ExportTraceServiceRequest: {e}"),
-                    )
-                })?
-            }
-            Encoding::Json => {
-                otlp_json::decode(&raw).map_err(|e| IngestError::bad_request("malformed", e))?
-            }
-        };
-        ing.export(PROTOCOL, req).await
-    }
-    .await;
-    match result {
-        Ok(resp) => {
-            let body = match enc {
-                Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => b"{}".to_vec(),
-            };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, content_type(enc))],
-                body,
-            )
-                .into_response()
-        }
-        Err(e) => {
-            ing.count_refusal(PROTOCOL, &e);
-            status_response(enc, &e)
-        }
-    }
+    otlp_export(
+        &OTLP_TRACES,
+        &headers,
+        body,
+        ing.max_request_bytes,
+        async |req| ing.export(PROTOCOL, req).await,
+        |e| ing.count_refusal(PROTOCOL, e),
+    )
+    .await
 }

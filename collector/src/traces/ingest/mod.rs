@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prometheus_client::registry::Registry;
 
 use crate::{
-    ingest::IngestError,
+    ingest::{IngestError, append_blocking},
     traces::store::{TraceAppendStats, TraceStore},
 };
 pub use metrics::TraceIngestMetrics;
@@ -57,20 +57,7 @@ impl TraceIngester {
         let stats: TraceAppendStats = if spans.is_empty() {
             TraceAppendStats::default()
         } else {
-            tokio::task::spawn_blocking(move || store.append(spans))
-                .await
-                .map_err(|e| IngestError {
-                    status: 500,
-                    reason: "storage_error",
-                    message: format!("trace write task failed: {e}"),
-                    samples: n,
-                })?
-                .map_err(|e| IngestError {
-                    status: e.http_status(),
-                    reason: e.reason(),
-                    message: e.to_string(),
-                    samples: n,
-                })?
+            append_blocking("trace", n, move || store.append(spans)).await?
         };
         self.metrics
             .accepted(protocol, stats.spans, stats.duplicates);
@@ -82,11 +69,6 @@ impl TraceIngester {
 
     /// Counts a refused request (its spans, or one if they are unknown).
     pub fn count_refusal(&self, protocol: &'static str, e: &IngestError) {
-        self.metrics.refused(protocol, e.reason, e.samples);
-        if e.status >= 500 {
-            tracing::error!(protocol, error = %e.message, "trace write failed");
-        } else {
-            tracing::debug!(protocol, error = %e.message, "trace write refused");
-        }
+        self.metrics.writes.refused(protocol, e);
     }
 }

@@ -4,6 +4,11 @@
 //! integers as numbers or strings, enums as integers or names. Trace and span
 //! ids are hex strings, as the OTLP JSON encoding says (not base64).
 
+use super::otlp::{SPAN_KINDS, STATUS_CODES};
+use crate::ingest::otlp_json::{
+    Obj, as_obj, attributes, dropped_attributes_count, enum_field, get, hex_field, list, request,
+    resource, string, u32_field, u64_field,
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     common::v1::InstrumentationScope,
@@ -12,29 +17,12 @@ use opentelemetry_proto::tonic::{
         span::{Event, Link},
     },
 };
-use serde_json::Value;
-
-use super::otlp::{SPAN_KINDS, STATUS_CODES};
-use crate::{
-    ingest::otlp_json::{
-        Obj, as_obj, enum_field, get, key_value, list, resource, string, u32_field, u64_field,
-    },
-    logs::ingest::otlp_json::hex_field,
-};
 
 /// Parses an OTLP JSON traces export request; errors name the field's path,
 /// e.g. `resourceSpans[0].scopeSpans[0].spans[3].spanId`.
 pub fn decode(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let root = as_obj(&root, "request")?;
     Ok(ExportTraceServiceRequest {
-        resource_spans: list(
-            root,
-            "resourceSpans",
-            "resource_spans",
-            "resourceSpans",
-            resource_spans,
-        )?,
+        resource_spans: request(body, "resourceSpans", "resource_spans", resource_spans)?,
     })
 }
 
@@ -72,19 +60,6 @@ fn scope_spans(o: &Obj, path: &str) -> Result<ScopeSpans, String> {
     })
 }
 
-fn attributes(
-    o: &Obj,
-    path: &str,
-) -> Result<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>, String> {
-    list(
-        o,
-        "attributes",
-        "attributes",
-        &format!("{path}.attributes"),
-        key_value,
-    )
-}
-
 fn span(o: &Obj, path: &str) -> Result<Span, String> {
     let status = match get(o, "status", "status") {
         None => None,
@@ -108,12 +83,7 @@ fn span(o: &Obj, path: &str) -> Result<Span, String> {
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano", path)?,
         end_time_unix_nano: u64_field(o, "endTimeUnixNano", "end_time_unix_nano", path)?,
         attributes: attributes(o, path)?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        dropped_attributes_count: dropped_attributes_count(o, path)?,
         events: list(o, "events", "events", &format!("{path}.events"), event)?,
         dropped_events_count: u32_field(o, "droppedEventsCount", "dropped_events_count", path)?,
         links: list(o, "links", "links", &format!("{path}.links"), link)?,
@@ -127,12 +97,7 @@ fn event(o: &Obj, path: &str) -> Result<Event, String> {
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano", path)?,
         name: string(o, "name", "name", path)?,
         attributes: attributes(o, path)?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        dropped_attributes_count: dropped_attributes_count(o, path)?,
     })
 }
 
@@ -142,12 +107,7 @@ fn link(o: &Obj, path: &str) -> Result<Link, String> {
         span_id: hex_field(o, "spanId", "span_id", path, 8)?,
         trace_state: string(o, "traceState", "trace_state", path)?,
         attributes: attributes(o, path)?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        dropped_attributes_count: dropped_attributes_count(o, path)?,
         flags: u32_field(o, "flags", "flags", path)?,
     })
 }

@@ -10,7 +10,7 @@ use std::{
         Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
 use super::{
@@ -20,7 +20,13 @@ use super::{
     wal_record::{self, Record},
 };
 use crate::{
-    store::tsdb::wal::{Wal, fsync_dir, list_segments, segment_path},
+    store::{
+        clock::{dur_ns, now_ns},
+        data_files,
+        maintenance::Maintained,
+        record_wal,
+        tsdb::wal::{Wal, list_segments, segment_path},
+    },
     traces::model::{Span, TraceId, hex},
 };
 
@@ -71,16 +77,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-pub fn dur_ns(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
 impl Inner {
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
@@ -92,26 +88,14 @@ impl Inner {
 
     pub fn open(dir: &Path, opts: TraceStoreOptions, tuning: Tuning) -> io::Result<Inner> {
         let started = Instant::now();
-        let seg_dir = dir.join("segments");
-        let wal_dir = dir.join("wal");
-        fs::create_dir_all(&seg_dir)?;
-        fs::create_dir_all(&wal_dir)?;
-        let dir_lock = crate::store::dir_lock::lock_dir(dir, "trace directory")?;
+        let data_files::StoreDirs {
+            data: seg_dir,
+            wal: wal_dir,
+            lock: dir_lock,
+        } = data_files::open_dirs(dir, "segments", "trace directory")?;
         let mut st = State::default();
         let mut corrupt = 0u64;
-        let mut names: Vec<(u64, PathBuf)> = Vec::new();
-        for e in fs::read_dir(&seg_dir)? {
-            let e = e?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".tmp") {
-                // A cut that crashed before its rename; its spans are still in the WAL.
-                fs::remove_file(e.path())?;
-            } else if let Some(seq) = segment::parse_name(name) {
-                names.push((seq, e.path()));
-            }
-        }
-        names.sort();
+        let names = data_files::list(&seg_dir, segment::parse_name)?;
         let next_seq = names.last().map_or(1, |(s, _)| s + 1);
         let mut flushed_lsn = 0u64;
         for (seq, path) in names {
@@ -121,12 +105,8 @@ impl Inner {
                     st.segments.insert(seq, Arc::new(seg));
                 }
                 Err(e) => {
-                    // Kept (renamed) for inspection, never read again.
                     corrupt += 1;
-                    let aside = path.with_extension(format!("{}.corrupt", segment::EXT));
-                    tracing::error!(file = %path.display(), error = %e,
-                        "unreadable trace segment skipped; renamed to {}", aside.display());
-                    fs::rename(&path, &aside)?;
+                    data_files::set_aside(&path, segment::EXT, "trace segment", &e)?;
                 }
             }
         }
@@ -139,34 +119,27 @@ impl Inner {
         for seg in list_segments(&wal_dir)? {
             let path = segment_path(&wal_dir, seg);
             let mut seg_max = i64::MIN;
-            let read = wal_record::read_segment(&path, |r| {
-                let Record::Batch { lsn, spans } = r else {
-                    return;
-                };
-                records += 1;
-                next_lsn = next_lsn.max(lsn + 1);
-                seg_max = seg_max.max(lsn as i64);
-                if lsn <= flushed_lsn {
-                    skipped += spans.len() as u64;
-                    return;
-                }
-                for s in spans {
-                    if s.end_ns() < horizon {
-                        skipped += 1;
-                    } else if st.head.push(s, lsn, now) {
-                        replayed += 1;
+            let seg_torn =
+                record_wal::replay_segment(&path, "trace", wal_record::decode_record, |r| {
+                    let Record::Batch { lsn, spans } = r else {
+                        return;
+                    };
+                    records += 1;
+                    next_lsn = next_lsn.max(lsn + 1);
+                    seg_max = seg_max.max(lsn as i64);
+                    if lsn <= flushed_lsn {
+                        skipped += spans.len() as u64;
+                        return;
                     }
-                }
-            })?;
-            if let Some(why) = &read.torn {
-                torn += 1;
-                tracing::warn!(segment = %path.display(), reason = %why, valid_bytes = read.valid_len,
-                    "trace WAL segment has a torn or corrupt tail; truncating it there");
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)?
-                    .set_len(read.valid_len)?;
-            }
+                    for s in spans {
+                        if s.end_ns() < horizon {
+                            skipped += 1;
+                        } else if st.head.push(s, lsn, now) {
+                            replayed += 1;
+                        }
+                    }
+                })?;
+            torn += usize::from(seg_torn);
             existing.insert(seg, seg_max);
         }
         st.next_lsn = next_lsn;
@@ -357,15 +330,20 @@ impl Inner {
     }
 
     pub fn remove_file_now(&self, path: &Path) -> io::Result<()> {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        fsync_dir(&self.seg_dir)
+        data_files::remove_durably(&self.seg_dir, path)
     }
 
     pub fn remove_segment(&self, seq: u64) -> Option<Arc<Segment>> {
         self.write().segments.remove(&seq)
+    }
+}
+
+impl Maintained for Inner {
+    fn cut_due(&self) -> io::Result<()> {
+        self.cut(false)
+    }
+
+    fn retention(&self) -> io::Result<()> {
+        self.apply_retention().map(drop)
     }
 }

@@ -39,10 +39,10 @@ pub enum TraceAppendError {
     Io(#[from] std::io::Error),
 }
 
-impl TraceAppendError {
+impl crate::ingest::AppendRefusal for TraceAppendError {
     /// A span limit is 400, not 413/429: retrying the same spans can never
     /// succeed, and OTLP clients retry RESOURCE_EXHAUSTED.
-    pub fn http_status(&self) -> u16 {
+    fn http_status(&self) -> u16 {
         match self {
             TraceAppendError::Io(_) => 500,
             _ => 400,
@@ -50,7 +50,7 @@ impl TraceAppendError {
     }
 
     /// The `reason` label of the rejected-spans counter.
-    pub fn reason(&self) -> &'static str {
+    fn reason(&self) -> &'static str {
         match self {
             TraceAppendError::TooOld { .. } => "too_old",
             TraceAppendError::TooNew { .. } => "too_new",

@@ -31,23 +31,21 @@ mod wal_record;
 #[cfg(test)]
 mod tests;
 
-use std::{
-    path::Path,
-    sync::{Arc, atomic::AtomicBool, mpsc},
-    thread::JoinHandle,
-};
+use std::{path::Path, sync::Arc};
 
 pub use error::{TraceAppendError, TraceAppendStats, TraceStoreStats};
 pub use options::{TraceStoreOptions, Tuning};
 pub use query::TraceQuery;
 
-use crate::traces::model::{Span, TraceId};
+use crate::{
+    store::maintenance::{self, Maintenance},
+    traces::model::{Span, TraceId},
+};
 
 pub struct TraceStore {
+    // First: dropping it stops and joins the thread before `inner` goes.
+    maintenance: Maintenance,
     inner: Arc<db::Inner>,
-    wake: Option<mpsc::SyncSender<()>>,
-    worker: Option<JoinHandle<()>>,
-    stop_flag: Arc<AtomicBool>,
 }
 
 impl TraceStore {
@@ -63,48 +61,8 @@ impl TraceStore {
     ) -> std::io::Result<TraceStore> {
         let interval = tuning.maintenance_interval;
         let inner = Arc::new(db::Inner::open(dir, opts, tuning)?);
-        let stop_flag = Arc::new(AtomicBool::new(false));
-        let (wake, worker) = match interval {
-            None => (None, None),
-            Some(every) => {
-                // Capacity 1: wake-ups coalesce.
-                let (wake, rx) = mpsc::sync_channel::<()>(1);
-                let weak = Arc::downgrade(&inner);
-                let flag = stop_flag.clone();
-                let worker = std::thread::Builder::new()
-                    .name("tracestore-maintenance".into())
-                    .spawn(move || {
-                        let mut last_retention = std::time::Instant::now();
-                        loop {
-                            let woke = match rx.recv_timeout(every) {
-                                Ok(()) => true,
-                                Err(mpsc::RecvTimeoutError::Timeout) => false,
-                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                            };
-                            if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                                break;
-                            }
-                            let Some(inner) = weak.upgrade() else { break };
-                            if let Err(e) = inner.cut(false) {
-                                tracing::error!(error = %e, "trace store cut failed; will retry");
-                            }
-                            if !woke || last_retention.elapsed() >= every {
-                                last_retention = std::time::Instant::now();
-                                if let Err(e) = inner.apply_retention() {
-                                    tracing::error!(error = %e, "trace retention failed; will retry");
-                                }
-                            }
-                        }
-                    })?;
-                (Some(wake), Some(worker))
-            }
-        };
-        Ok(TraceStore {
-            inner,
-            wake,
-            worker,
-            stop_flag,
-        })
+        let maintenance = Maintenance::start(&inner, "trace", interval, maintenance::channel())?;
+        Ok(TraceStore { maintenance, inner })
     }
 
     /// Checks every span and `max_spans_per_trace` first; on error writes
@@ -113,8 +71,8 @@ impl TraceStore {
     /// held in memory are dropped and counted in `duplicates`.
     pub fn append(&self, spans: Vec<Span>) -> Result<TraceAppendStats, TraceAppendError> {
         let (stats, wants_cut) = self.inner.append(spans)?;
-        if wants_cut && let Some(w) = &self.wake {
-            let _ = w.try_send(());
+        if wants_cut {
+            self.maintenance.wake();
         }
         Ok(stats)
     }
@@ -178,19 +136,5 @@ impl TraceStore {
     /// Segment files skipped at open because they could not be read.
     pub fn corrupt_files(&self) -> u64 {
         self.inner.corrupt_files
-    }
-}
-
-impl Drop for TraceStore {
-    fn drop(&mut self) {
-        self.stop_flag
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(s) = self.wake.take() {
-            // Wakes the thread if it is waiting; it then sees the flag.
-            let _ = s.try_send(());
-        }
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::io;
 
-use super::db::{Inner, dur_ns, now_ns};
+use super::db::Inner;
+use crate::store::clock::{dur_ns, now_ns};
 
 impl Inner {
     /// Deletes expired segments; returns how many.

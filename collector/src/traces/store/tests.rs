@@ -4,9 +4,13 @@
 use std::time::Duration;
 
 use super::*;
-use crate::traces::{
-    model::{SpanKind, StatusCode, Value},
-    store::{codec::tests::sample_span, db::now_ns},
+use crate::{
+    ingest::AppendRefusal,
+    store::clock::now_ns,
+    traces::{
+        model::{SpanKind, StatusCode, Value},
+        store::codec::tests::sample_span,
+    },
 };
 
 fn tuning() -> Tuning {

@@ -1,13 +1,13 @@
 //! The trace WAL's record payloads. Framing, group commit, rotation and
 //! truncation are the metric TSDB's [`Wal`](crate::store::tsdb::wal::Wal);
-//! segments are read back with the log store's frame reader.
-
-use std::{io, path::Path};
+//! segments are read back with [`record_wal`](crate::store::record_wal).
 
 use super::codec::{decode_spans, encode_spans};
 use crate::{
-    logs::store::wal_record::{SegmentRead, read_frames},
-    store::tsdb::encoding::{DResult, Reader},
+    store::{
+        record_wal,
+        tsdb::encoding::{DResult, Reader},
+    },
     traces::model::Span,
 };
 
@@ -39,10 +39,7 @@ pub fn decode_record(payload: &[u8]) -> DResult<Record> {
     let mut r = Reader::new(payload);
     match r.u8()? {
         REC_HEADER => {
-            let v = r.u8()?;
-            if v != VERSION {
-                return r.err(format!("unsupported trace WAL version {v}"));
-            }
+            record_wal::check_version(&mut r, VERSION, "trace")?;
             Ok(Record::Header)
         }
         REC_BATCH => {
@@ -55,15 +52,6 @@ pub fn decode_record(payload: &[u8]) -> DResult<Record> {
         }
         t => r.err(format!("unknown trace WAL record type {t:#x}")),
     }
-}
-
-/// Passes each valid record of a segment to `apply`; stops at the first bad one.
-pub fn read_segment(path: &Path, mut apply: impl FnMut(Record)) -> io::Result<SegmentRead> {
-    read_frames(path, |payload| {
-        decode_record(payload)
-            .map(&mut apply)
-            .map_err(|e| e.to_string())
-    })
 }
 
 #[cfg(test)]
