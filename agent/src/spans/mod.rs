@@ -21,8 +21,8 @@ use std::{
     time::Duration,
 };
 
-use prometheus_client::registry::Registry;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prometheus_client::registry::Registry;
 use tokio::{
     net::TcpListener,
     sync::{Notify, mpsc},
