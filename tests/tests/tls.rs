@@ -55,9 +55,27 @@ fn tls_collector(dir: &Path, ca: &Ca) -> Collector {
     )
 }
 
-/// An agent pushing to `collector` every second with `tls` flags (CA, client certificate,
-/// token), nothing but host metrics.
-fn agent(collector: &Collector, buffer: &Path, tls: &[&str]) -> Agent {
+/// What an agent shows the collector: the CA it trusts, its client certificate and key, its token
+/// (all file paths).
+struct Creds<'a> {
+    ca: &'a str,
+    cert: &'a str,
+    key: &'a str,
+    token: &'a str,
+}
+
+/// An agent pushing to `collector` every second with `creds`, nothing but host metrics.
+fn agent(collector: &Collector, buffer: &Path, creds: Creds) -> Agent {
+    let tls = [
+        "--collector-ca-file",
+        creds.ca,
+        "--collector-cert-file",
+        creds.cert,
+        "--collector-key-file",
+        creds.key,
+        "--collector-token-file",
+        creds.token,
+    ];
     let mut args = vec![
         "--collector".to_string(),
         collector.grpc_url(),
@@ -126,6 +144,14 @@ fn log_line(agent: &Agent, level: &str, words: &[&str]) -> Option<serde_json::Va
     })
 }
 
+fn both_logs(agent: &Agent, collector: &Collector) -> String {
+    format!(
+        "agent log:\n{}\ncollector log:\n{}",
+        agent.log_text(),
+        collector.log_text()
+    )
+}
+
 #[test]
 fn agent_with_ca_client_certificate_and_token_delivers_and_the_api_wants_its_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,24 +163,14 @@ fn agent_with_ca_client_certificate_and_token_delivers_and_the_api_wants_its_tok
     let agent = agent(
         &collector,
         &dir.path().join("buffer"),
-        &[
-            "--collector-ca-file",
-            &ca_file,
-            "--collector-cert-file",
-            &cert,
-            "--collector-key-file",
-            &key,
-            "--collector-token-file",
-            &token,
-        ],
+        Creds {
+            ca: &ca_file,
+            cert: &cert,
+            key: &key,
+            token: &token,
+        },
     );
-    let logs = || {
-        format!(
-            "agent log:\n{}\ncollector log:\n{}",
-            agent.log_text(),
-            collector.log_text()
-        )
-    };
+    let logs = || both_logs(&agent, &collector);
     wait_until(
         "node_load1 from the agent, queried over TLS",
         Duration::from_secs(60),
@@ -218,24 +234,14 @@ fn wrong_token_is_refused_counted_and_the_batches_stay_on_disk() {
     let agent = agent(
         &collector,
         &dir.path().join("buffer"),
-        &[
-            "--collector-ca-file",
-            &ca_file,
-            "--collector-cert-file",
-            &cert,
-            "--collector-key-file",
-            &key,
-            "--collector-token-file",
-            &wrong,
-        ],
+        Creds {
+            ca: &ca_file,
+            cert: &cert,
+            key: &key,
+            token: &wrong,
+        },
     );
-    let logs = || {
-        format!(
-            "agent log:\n{}\ncollector log:\n{}",
-            agent.log_text(),
-            collector.log_text()
-        )
-    };
+    let logs = || both_logs(&agent, &collector);
     // The agent says why, once, as an error.
     wait_until(
         "the agent's log of the refusal",
@@ -307,24 +313,14 @@ fn untrusted_certificates_are_refused_and_say_why() {
     let a = agent(
         &collector,
         &dir.path().join("buffer-a"),
-        &[
-            "--collector-ca-file",
-            &other_ca,
-            "--collector-cert-file",
-            &cert,
-            "--collector-key-file",
-            &key,
-            "--collector-token-file",
-            &token,
-        ],
+        Creds {
+            ca: &other_ca,
+            cert: &cert,
+            key: &key,
+            token: &token,
+        },
     );
-    let logs = || {
-        format!(
-            "agent log:\n{}\ncollector log:\n{}",
-            a.log_text(),
-            collector.log_text()
-        )
-    };
+    let logs = || both_logs(&a, &collector);
     wait_until(
         "the agent's log of the untrusted certificate",
         Duration::from_secs(30),
@@ -343,24 +339,14 @@ fn untrusted_certificates_are_refused_and_say_why() {
     let b = agent(
         &collector,
         &dir.path().join("buffer-b"),
-        &[
-            "--collector-ca-file",
-            &ca_file,
-            "--collector-cert-file",
-            &bad_cert,
-            "--collector-key-file",
-            &bad_key,
-            "--collector-token-file",
-            &token,
-        ],
+        Creds {
+            ca: &ca_file,
+            cert: &bad_cert,
+            key: &bad_key,
+            token: &token,
+        },
     );
-    let logs = || {
-        format!(
-            "agent log:\n{}\ncollector log:\n{}",
-            b.log_text(),
-            collector.log_text()
-        )
-    };
+    let logs = || both_logs(&b, &collector);
     wait_until(
         "the agent's log of the refused handshake",
         Duration::from_secs(30),
