@@ -38,7 +38,6 @@ use self::{
     silence::Silences,
     webhook::{Counters, Message},
 };
-use crate::alert::state::Alert;
 
 /// One webhook POST that is due.
 #[derive(Clone, Debug)]
@@ -76,14 +75,7 @@ impl Router {
         }
     }
 
-    /// Rule alerts as the rule manager sends them (pending ones are skipped).
-    pub fn ingest(&mut self, alerts: &[Alert], now_ms: i64) {
-        let routed = alerts
-            .iter()
-            .filter_map(|a| RoutedAlert::from_rule(a, String::new()));
-        self.ingest_routed(routed, now_ms);
-    }
-
+    /// Rule alerts as the notifier hands them over (`RoutedAlert::from_rule` skips pending ones).
     pub fn ingest_routed(&mut self, alerts: impl IntoIterator<Item = RoutedAlert>, now_ms: i64) {
         for a in alerts {
             self.dispatch.insert(&self.cfg, &a, now_ms);
